@@ -1,0 +1,113 @@
+"""Run configuration: a YAML or TOML file that sets each role's model and the episode's limits.
+Command-line flags override it."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from simulator.llm import ModelConfig
+
+ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "clinician": {"spec": "local:smollm2", "temperature": 0.7, "max_tokens": 320},
+    "patient": {"spec": "local:smollm2", "temperature": 0.7, "max_tokens": 160},
+    "judge": {"spec": "local:smollm2", "temperature": 0.0, "max_tokens": 256},
+}
+
+
+class RunConfig(BaseModel):
+    """What ``--config`` may set. Every field is optional; flags override."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clinician: ModelConfig | None = None
+    patient: ModelConfig | None = None
+    judge: ModelConfig | None = None
+    scenario: str | None = None
+    persona: str | None = None
+    max_turns: int | None = Field(default=None, ge=1, le=100)
+    min_turns: int | None = Field(
+        default=None, ge=1, le=100, description="End markers before this many clinician turns "
+        "are ignored."
+    )
+    seed: int | None = None
+    timeout_s: float | None = Field(default=None, gt=0, description="Whole-episode time limit.")
+    error_budget: int | None = Field(default=None, ge=0)
+    judge_mode: Literal["per-criterion"] | None = None
+    scenarios_dir: list[Path] = Field(default_factory=list)
+    personas_dir: list[Path] = Field(default_factory=list)
+
+    @field_validator("clinician", "patient", "judge", mode="before")
+    @classmethod
+    def _spec_shorthand(cls, v: object) -> object:
+        return {"spec": v} if isinstance(v, str) else v
+
+
+class ConfigFileError(ValueError):
+    """A run config that cannot be used; one line."""
+
+
+def load_run_config(path: Path) -> RunConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigFileError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigFileError(f"{path}: cannot read config ({e})") from None
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            data = yaml.safe_load(text) or {}
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        raise ConfigFileError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: "
+                              f"{str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigFileError(f"{path}: expected a mapping at the top level")
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigFileError(f"{path}: field '{where}': {err['msg']}") from None
+
+
+def role_config(
+    role: str, from_file: ModelConfig | None, overrides: dict[str, Any]
+) -> ModelConfig:
+    """The role's defaults, then the config file, then the flags that were given."""
+    data = dict(ROLE_DEFAULTS[role])
+    if from_file is not None:
+        data.update(from_file.model_dump(exclude_unset=True))
+        if from_file.api_key is not None:
+            data["api_key"] = from_file.api_key
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return ModelConfig.model_validate(data)
+
+
+def data_home() -> Path:
+    """Where results go by default: $CLINSIM_HOME, else $XDG_DATA_HOME/clinsim, else
+    ~/.local/share/clinsim."""
+    if os.environ.get("CLINSIM_HOME"):
+        return Path(os.environ["CLINSIM_HOME"])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "clinsim"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write atomically, readable by the owner only (results can hold health data)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,226 @@
+"""Run, resume and fork episodes; assemble the saved result.
+
+``EpisodeRunner`` wraps one compiled graph and a checkpointer. An episode is a LangGraph thread
+whose id is the episode id: a person's turn pauses it (``PendingInput``), ``answer`` resumes it,
+``resume`` continues one that was interrupted, and ``fork`` continues the first N turns of an
+episode in a new thread, typically with another clinician model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from scenarios import Scenario
+from simulator.graph import EpisodeContext, EpisodeState, build_graph, role_seed
+from simulator.schemas import (
+    EpisodeResult,
+    ErrorRecord,
+    JudgeOutput,
+    ModelInfo,
+    RoleUsage,
+    Termination,
+    Transcript,
+    Turn,
+)
+from simulator.version import __version__
+
+RECURSION_LIMIT = 10_000
+TurnCallback = Callable[[Turn], None]
+
+
+@dataclass(frozen=True)
+class PendingInput:
+    """The episode waits for a person playing ``role``; answer with ``EpisodeRunner.answer``."""
+
+    episode_id: str
+    role: str
+    turn_index: int
+    turns: list[Turn]
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()
+
+
+def model_info(cfg: Any) -> ModelInfo:
+    return ModelInfo.model_validate(cfg.public())
+
+
+def transcript_from_state(
+    state: EpisodeState | dict[str, Any],
+    ctx: EpisodeContext,
+    *,
+    episode_id: str,
+    started_at: str,
+    duration_s: float,
+    forked_from: str | None = None,
+) -> Transcript:
+    turns = [Turn.model_validate(t) for t in state.get("turns") or []]
+    usage = {"patient": RoleUsage(), "clinician": RoleUsage()}
+    for t in turns:
+        if t.call is not None:
+            usage[t.role].add(t.call)
+    return Transcript(
+        episode_id=episode_id,
+        scenario_id=ctx.scenario.id,
+        scenario_hash=scenario_hash(ctx.scenario),
+        persona=ctx.persona,
+        turns=turns,
+        termination=Termination(state.get("termination") or Termination.STOPPED_BY_USER.value),
+        models={"patient": model_info(ctx.patient_cfg), "clinician": model_info(ctx.clinician_cfg)},
+        seeds={"patient": role_seed(ctx.seed, "patient"), "clinician": role_seed(ctx.seed, "clinician")},
+        usage=usage,  # type: ignore[arg-type]
+        errors=[ErrorRecord.model_validate(e) for e in state.get("errors") or []],
+        disclosed=list(state.get("disclosed") or []),
+        forked_from=forked_from,
+        started_at=started_at,
+        duration_s=round(duration_s, 3),
+    )
+
+
+class EpisodeRunner:
+    """Drives episodes through one compiled graph; the checkpointer makes them resumable."""
+
+    def __init__(self, checkpointer: Any = None) -> None:
+        self.checkpointer = checkpointer or InMemorySaver()
+        self.graph = build_graph(self.checkpointer)
+        self._meta: dict[str, dict[str, Any]] = {}
+
+    def _config(self, episode_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": episode_id}, "recursion_limit": RECURSION_LIMIT}
+
+    async def _drive(
+        self,
+        graph_input: Any,
+        ctx: EpisodeContext,
+        episode_id: str,
+        on_turn: TurnCallback | None,
+    ) -> EpisodeResult | PendingInput:
+        config = self._config(episode_id)
+        meta = self._meta.setdefault(
+            episode_id, {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                         "t0": time.monotonic(), "forked_from": None},
+        )
+        seen = meta.setdefault("seen", 0)
+        async for update in self.graph.astream(
+            graph_input, config, context=ctx, stream_mode="values"
+        ):
+            turns = update.get("turns") or []
+            if on_turn is not None:
+                for t in turns[seen:]:
+                    on_turn(Turn.model_validate(t))
+            seen = max(seen, len(turns))
+        meta["seen"] = seen
+        snapshot = await self.graph.aget_state(config)
+        if snapshot.interrupts:
+            request = snapshot.interrupts[0].value
+            return PendingInput(
+                episode_id=episode_id,
+                role=request["role"],
+                turn_index=request["turn_index"],
+                turns=[Turn.model_validate(t) for t in snapshot.values.get("turns") or []],
+            )
+        return self._result(snapshot.values, ctx, episode_id)
+
+    def _result(self, state: dict[str, Any], ctx: EpisodeContext, episode_id: str) -> EpisodeResult:
+        meta = self._meta.get(episode_id, {})
+        transcript = transcript_from_state(
+            state,
+            ctx,
+            episode_id=episode_id,
+            started_at=meta.get("started_at", ""),
+            duration_s=time.monotonic() - meta.get("t0", time.monotonic()),
+            forked_from=meta.get("forked_from"),
+        )
+        result = EpisodeResult(clinsim_version=__version__, transcript=transcript)
+        if state.get("judged"):
+            result = result.with_judgement(JudgeOutput.model_validate(state["judged"]))
+        return result
+
+    async def start(
+        self,
+        ctx: EpisodeContext,
+        *,
+        episode_id: str | None = None,
+        on_turn: TurnCallback | None = None,
+    ) -> EpisodeResult | PendingInput:
+        """Run a new episode until it ends (or waits for a person)."""
+        episode_id = episode_id or uuid.uuid4().hex[:12]
+        return await self._drive({"turns": []}, ctx, episode_id, on_turn)
+
+    async def answer(
+        self, ctx: EpisodeContext, episode_id: str, text: str | None,
+        *, on_turn: TurnCallback | None = None,
+    ) -> EpisodeResult | PendingInput:
+        """Give a person's turn (None stops the episode) and run on."""
+        value: Any = {"stop": True} if text is None else text
+        return await self._drive(Command(resume=value), ctx, episode_id, on_turn)
+
+    async def resume(
+        self, ctx: EpisodeContext, episode_id: str, *, on_turn: TurnCallback | None = None
+    ) -> EpisodeResult | PendingInput:
+        """Continue an episode from its last checkpoint (after a stop, a crash or a pause)."""
+        config = self._config(episode_id)
+        snapshot = await self.graph.aget_state(config)
+        if not snapshot.values:
+            raise KeyError(f"no checkpoint for episode {episode_id!r}")
+        if snapshot.values.get("termination") == Termination.STOPPED_BY_USER.value:
+            await self.graph.aupdate_state(config, {"termination": None}, as_node="clinician"
+                                           if snapshot.values.get("next_role") == "patient"
+                                           else "patient")
+        self._meta.setdefault(episode_id, {"started_at": datetime.now(UTC).isoformat(
+            timespec="seconds"), "t0": time.monotonic(), "forked_from": None,
+            "seen": len(snapshot.values.get("turns") or [])})
+        return await self._drive(None, ctx, episode_id, on_turn)
+
+    async def fork(
+        self,
+        ctx: EpisodeContext,
+        source: str | EpisodeResult,
+        at_turn: int,
+        *,
+        episode_id: str | None = None,
+        on_turn: TurnCallback | None = None,
+    ) -> EpisodeResult | PendingInput:
+        """Keep the first ``at_turn`` turns of ``source`` and continue with ``ctx`` (e.g. another
+        clinician). ``source`` is an episode id in this runner's checkpointer, or a saved result."""
+        if isinstance(source, EpisodeResult):
+            turns = [t.model_dump() for t in source.transcript.turns]
+            source_id = source.transcript.episode_id
+        else:
+            snapshot = await self.graph.aget_state(self._config(source))
+            if not snapshot.values:
+                raise KeyError(f"no checkpoint for episode {source!r}")
+            turns = list(snapshot.values.get("turns") or [])
+            source_id = source
+        if not 1 <= at_turn <= len(turns):
+            raise ValueError(f"at_turn must be between 1 and {len(turns)}, got {at_turn}")
+        kept = turns[:at_turn]
+        disclosed: list[str] = []
+        for t in kept:
+            disclosed += [f for f in t.get("disclosed", []) if f not in disclosed]
+        last = kept[-1]["role"]
+        episode_id = episode_id or uuid.uuid4().hex[:12]
+        config = self._config(episode_id)
+        state = {
+            "turns": kept, "disclosed": disclosed, "errors": [], "termination": None,
+            "next_role": "clinician" if last == "patient" else "patient", "judged": None,
+        }
+        await self.graph.aupdate_state(config, state, as_node=last)
+        self._meta[episode_id] = {
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "t0": time.monotonic(), "forked_from": f"{source_id}@{at_turn}", "seen": at_turn,
+        }
+        if on_turn is not None:
+            for t in kept:
+                on_turn(Turn.model_validate(t))
+        return await self._drive(None, ctx, episode_id, on_turn)

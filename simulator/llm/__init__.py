@@ -1,0 +1,40 @@
+"""Model backends behind one async protocol; retries and structured output in one place each."""
+
+from simulator.llm._base import (
+    BackendConfigError,
+    BackendError,
+    ChatBackend,
+    Completion,
+    HumanBackend,
+    JsonSchema,
+    Message,
+)
+from simulator.llm._retry import NO_RETRY, RetryPolicy, with_retries
+from simulator.llm._spec import SPEC_HELP, ModelConfig, check_spec, make_backend
+from simulator.llm._structured import (
+    StructuredResult,
+    complete_structured,
+    parse_json_reply,
+    schema_of,
+)
+
+__all__ = [
+    "NO_RETRY",
+    "SPEC_HELP",
+    "BackendConfigError",
+    "BackendError",
+    "ChatBackend",
+    "Completion",
+    "HumanBackend",
+    "JsonSchema",
+    "Message",
+    "ModelConfig",
+    "RetryPolicy",
+    "StructuredResult",
+    "check_spec",
+    "complete_structured",
+    "make_backend",
+    "parse_json_reply",
+    "schema_of",
+    "with_retries",
+]

@@ -1,0 +1,110 @@
+"""The one async protocol every model backend implements, and its records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+FaultKind = Literal[
+    "config", "connection", "timeout", "rate_limit", "quota", "server", "auth", "bad_request",
+    "bad_response", "exhausted",
+]
+RETRYABLE: frozenset[str] = frozenset({"connection", "timeout", "rate_limit", "server"})
+StructuredMode = Literal["json_schema", "json_object", "grammar", "prompt"]
+
+
+class Message(TypedDict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class JsonSchema:
+    """A structured-output request: a JSON Schema the reply should follow."""
+
+    name: str
+    schema: dict[str, Any]
+
+
+class Completion(BaseModel):
+    """One model call: the text and what it cost."""
+
+    text: str
+    finish_reason: str = Field(description="'stop', 'length', or what the server said.")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    structured: StructuredMode | None = Field(
+        default=None, description="How structured output was obtained, if it was asked for."
+    )
+
+
+class BackendError(Exception):
+    """A failed model call, classified so that one place can decide what to retry."""
+
+    def __init__(
+        self, kind: FaultKind, message: str, *, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.kind: FaultKind = kind
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+
+class BackendConfigError(BackendError):
+    """Bad input: unknown spec, missing file, unreachable server. The CLI exits with 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("config", message)
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """An async chat model. ``complete`` never retries; ``simulator.llm.call`` does."""
+
+    spec: str
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        temperature: float = 0.7,
+        max_tokens: int = 256,
+        seed: int | None = None,
+        response_format: JsonSchema | None = None,
+    ) -> Completion: ...
+
+    async def check(self) -> None:
+        """Fail fast with BackendConfigError when the backend cannot work at all."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class HumanBackend:
+    """Marks a role played by a person; the episode graph asks them through interrupt()."""
+
+    spec = "human"
+    is_human = True
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        temperature: float = 0.7,
+        max_tokens: int = 256,
+        seed: int | None = None,
+        response_format: JsonSchema | None = None,
+    ) -> Completion:
+        raise BackendError("config", "the 'human' role is answered by a person, not by complete()")
+
+    async def check(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None

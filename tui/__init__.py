@@ -1,0 +1,1 @@
+"""The Textual terminal UI (run, watch, take part, review). Not built yet."""

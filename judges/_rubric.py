@@ -114,11 +114,14 @@ class RubricJudge:
                            explanation=f"grader reply unusable after {len(res.raw)} attempts: "
                            f"{res.error}", raw="\n---\n".join(res.raw))
         valid_turns = {t.index for t in transcript.turns}
+        explanation = res.value.explanation.strip()
+        if res.completions[-1].finish_reason == "length":
+            explanation += " [grader reply cut off at the token limit]"
         return Verdict(
             criterion_id=criterion.id,
             status="met" if res.value.criteria_met else "not_met",
             points=criterion.points,
-            explanation=res.value.explanation.strip(),
+            explanation=explanation,
             evidence_turns=sorted({i for i in res.value.evidence_turns if i in valid_turns}),
         )
 

@@ -381,6 +381,34 @@ def personas_show(
         typer.echo(f"- {line}")
 
 
+# ---------------------------------------------------------------- import
+
+
+@app.command("import")
+def import_(
+    kind: Annotated[str, typer.Argument(help="healthbench, agentclinic or mediq.")],
+    file: Annotated[Path, typer.Argument(help="The source JSONL file.")],
+    out: Annotated[Path, typer.Option(help="Folder to write scenario YAML files to.")],
+) -> None:
+    """Import scenarios from HealthBench, AgentClinic or MediQ JSONL into scenario YAML."""
+    from scenarios import DataFileError
+    from scenarios.importers import IMPORTERS, import_report, write_scenarios
+
+    if kind not in IMPORTERS:
+        fail(f"unknown importer {kind!r}; use one of {', '.join(sorted(IMPORTERS))}")
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    try:
+        report = import_report(kind, file)
+        written = write_scenarios(report.scenarios, out)
+    except (DataFileError, ValueError) as e:
+        fail(str(e))
+    for reason in report.skipped:
+        typer.echo(f"skipped: {reason}", err=True)
+    typer.echo(f"{report.rows} rows, {len(written)} scenarios written to {out}, "
+               f"{len(report.skipped)} skipped")
+
+
 # ---------------------------------------------------------------- models
 
 

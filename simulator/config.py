@@ -65,7 +65,8 @@ def load_run_config(path: Path) -> RunConfig:
         else:
             data = yaml.safe_load(text) or {}
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
-        raise ConfigFileError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: "
+        kind = "TOML" if path.suffix == ".toml" else "YAML"
+        raise ConfigFileError(f"{path}: not valid {kind}: "
                               f"{str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ConfigFileError(f"{path}: expected a mapping at the top level")

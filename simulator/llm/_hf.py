@@ -49,6 +49,11 @@ def export_gguf_to_hf(gguf_path: Path, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    # The tensors are already dequantized to float; transformers still tags the model as
+    # "quantized with gguf" and refuses to save it. Drop the tag, keep the weights.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     tok.save_pretrained(out_dir)
     model.save_pretrained(out_dir)
     return out_dir

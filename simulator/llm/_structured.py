@@ -24,14 +24,41 @@ _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 _PY_LITERALS = {"True": "true", "False": "false", "None": "null"}
 
 
-def _balanced_objects(text: str) -> list[str]:
-    """Substrings of ``text`` that are brace-balanced ``{...}``, outside of strings."""
-    found: list[str] = []
-    depth = 0
-    start = -1
-    in_str = False
-    escape = False
-    for i, ch in enumerate(text):
+_DECODER = json.JSONDecoder()
+_MAX_STARTS = 64
+
+
+def _first_object(text: str) -> dict[str, Any] | None:
+    """The first ``{...}`` in ``text`` that decodes as a JSON object, trying each '{' in turn."""
+    starts = 0
+    index = text.find("{")
+    while index != -1 and starts < _MAX_STARTS:
+        try:
+            value, _ = _DECODER.raw_decode(text, index)
+        except (json.JSONDecodeError, RecursionError):
+            value = None
+        if isinstance(value, dict):
+            return value
+        starts += 1
+        index = text.find("{", index + 1)
+    return None
+
+
+def _repaired(text: str) -> str:
+    text = _TRAILING_COMMA.sub(r"\1", text)
+    return re.sub(r"\b(True|False|None)\b", lambda m: _PY_LITERALS[m.group(1)], text)
+
+
+def close_truncated(text: str) -> str | None:
+    """Close a JSON object cut off by the token limit: end the open string, drop a dangling
+    key or comma, and close the open brackets. None if ``text`` does not start an object."""
+    start = text.find("{")
+    if start == -1:
+        return None
+    body = text[start:]
+    stack: list[str] = []
+    in_str = escape = False
+    for ch in body:
         if in_str:
             if escape:
                 escape = False
@@ -39,42 +66,34 @@ def _balanced_objects(text: str) -> list[str]:
                 escape = True
             elif ch == '"':
                 in_str = False
-            continue
-        if ch == '"':
+        elif ch == '"':
             in_str = True
-        elif ch == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch == "}" and depth > 0:
-            depth -= 1
-            if depth == 0:
-                found.append(text[start : i + 1])
-    return found
-
-
-def _repairs(candidate: str) -> list[str]:
-    fixed = _TRAILING_COMMA.sub(r"\1", candidate)
-    py = re.sub(r"\b(True|False|None)\b", lambda m: _PY_LITERALS[m.group(1)], fixed)
-    return [candidate, fixed, py]
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]" and stack:
+            stack.pop()
+    if not stack:
+        return None
+    if in_str:
+        body = body.rstrip("\\") + '"'
+    body = re.sub(r'(,\s*"[^"]*"\s*:?\s*|,\s*|:\s*)$', "", body.rstrip())
+    return body + "".join(reversed(stack))
 
 
 def parse_json_reply(text: str) -> dict[str, Any] | None:
-    """The first JSON object in ``text`` (fenced or bare, lightly repaired), or None."""
+    """The first JSON object in ``text`` (fenced or bare, lightly repaired, or closed when the
+    reply was cut off), or None."""
     if not isinstance(text, str) or not text.strip():
         return None
     pools = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     for pool in pools:
-        stripped = pool.strip()
-        for candidate in ([stripped] if stripped.startswith("{") else []) + _balanced_objects(pool):
-            for attempt in _repairs(candidate):
-                try:
-                    value = json.loads(attempt)
-                except (json.JSONDecodeError, RecursionError):
-                    continue
-                if isinstance(value, dict):
-                    return value
-    return None
+        found = _first_object(pool)
+        if found is None:
+            found = _first_object(_repaired(pool))
+        if found is not None:
+            return found
+    closed = close_truncated(text)
+    return _first_object(closed) if closed else None
 
 
 def schema_of(model: type[BaseModel]) -> JsonSchema:

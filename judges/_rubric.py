@@ -88,7 +88,11 @@ class RubricJudge:
         )
 
     async def _grade(
-        self, scenario: Scenario, transcript: Transcript, criterion: Criterion, n: int,
+        self,
+        scenario: Scenario,
+        transcript: Transcript,
+        criterion: Criterion,
+        n: int,
         usage: RoleUsage,
     ) -> Verdict:
         messages = [{"role": "user", "content": self.prompt(scenario, transcript, criterion)}]
@@ -104,15 +108,29 @@ class RubricJudge:
                     seed=self.seed + 1000 * n,
                 )
             except BackendError as e:
-                return Verdict(criterion_id=criterion.id, status="unscored", points=criterion.points,
-                               explanation=f"grader call failed: {e}")
+                return Verdict(
+                    criterion_id=criterion.id,
+                    status="unscored",
+                    points=criterion.points,
+                    explanation=f"grader call failed: {e}",
+                )
         for c in res.completions:
-            usage.add(CallRecord(prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens,
-                                 latency_s=c.latency_s, finish_reason=c.finish_reason))
+            usage.add(
+                CallRecord(
+                    prompt_tokens=c.prompt_tokens,
+                    completion_tokens=c.completion_tokens,
+                    latency_s=c.latency_s,
+                    finish_reason=c.finish_reason,
+                )
+            )
         if res.value is None:
-            return Verdict(criterion_id=criterion.id, status="unscored", points=criterion.points,
-                           explanation=f"grader reply unusable after {len(res.raw)} attempts: "
-                           f"{res.error}", raw="\n---\n".join(res.raw))
+            return Verdict(
+                criterion_id=criterion.id,
+                status="unscored",
+                points=criterion.points,
+                explanation=f"grader reply unusable after {len(res.raw)} attempts: {res.error}",
+                raw="\n---\n".join(res.raw),
+            )
         valid_turns = {t.index for t in transcript.turns}
         explanation = res.value.explanation.strip()
         if res.completions[-1].finish_reason == "length":
@@ -135,6 +153,10 @@ class RubricJudge:
             score=episode_score(verdicts),
             critical_pass=critical_pass(verdicts, scenario.rubric),
             unscored=unscored_count(verdicts),
-            judge=JudgeInfo(model=ModelInfo.model_validate(self.config.public()), mode=self.mode,
-                            seed=self.seed, usage=usage),
+            judge=JudgeInfo(
+                model=ModelInfo.model_validate(self.config.public()),
+                mode=self.mode,
+                seed=self.seed,
+                usage=usage,
+            ),
         )

@@ -33,9 +33,7 @@ def critical_pass(verdicts: Sequence[Verdict], rubric: Sequence[Criterion]) -> b
         v = by_id.get(c.id)
         if v is None or v.status == "unscored":
             return None
-    return all(
-        (by_id[c.id].status == "met") == (c.points > 0) for c in critical
-    )
+    return all((by_id[c.id].status == "met") == (c.points > 0) for c in critical)
 
 
 def unscored_count(verdicts: Sequence[Verdict]) -> int:

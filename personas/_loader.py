@@ -6,6 +6,7 @@ import random
 from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from personas._schema import Confusion, Level, Persona, Recall, Speaker, Temperament, Verbosity
 from scenarios.yamlio import DataFileError, load_model, read_yaml
@@ -54,7 +55,9 @@ class PersonaLibrary:
         if persona_id.startswith("sampled:"):
             seed_text = persona_id.removeprefix("sampled:")
             if not seed_text.lstrip("-").isdigit():
-                raise KeyError(f"bad sampled persona {persona_id!r}; use 'sampled:SEED', e.g. sampled:7")
+                raise KeyError(
+                    f"bad sampled persona {persona_id!r}; use 'sampled:SEED', e.g. sampled:7"
+                )
             return sample_persona(int(seed_text))
         try:
             return self._by_id[persona_id]
@@ -93,11 +96,13 @@ def sample_persona(seed: int) -> Persona:
     )
 
 
-def style_phrases() -> dict[str, dict[str, dict[str, str]]]:
+def style_phrases() -> dict[str, Any]:
     """Phrases describing each axis value, by language, from ``personas/style.yaml``."""
     path = Path(str(resources.files("personas") / "style.yaml"))
     data, _ = read_yaml(path)
-    return data  # type: ignore[no-any-return]
+    if not isinstance(data, dict):
+        raise DataFileError(path, "expected a mapping of languages")
+    return data
 
 
 def render_style(persona: Persona, language: str = "en") -> list[str]:
@@ -113,6 +118,8 @@ def render_style(persona: Persona, language: str = "en") -> list[str]:
         table["confusion"][persona.confusion.value],
     ]
     if persona.speaker is Speaker.CAREGIVER:
-        lines.append(table["caregiver"].format(relation=persona.caregiver_relation))
+        relation = persona.caregiver_relation or ""
+        relation = phrases.get("relations", {}).get(lang, {}).get(relation, relation)
+        lines.append(table["caregiver"].format(relation=relation))
     lines.extend(persona.quirks)
     return [line for line in lines if line]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-PERSONA_SCHEMA_VERSION = 1
+PERSONA_SCHEMA_VERSION: Literal[1] = 1
 
 
 class Temperament(StrEnum):

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SCENARIO_SCHEMA_VERSION = 1
+SCENARIO_SCHEMA_VERSION: Literal[1] = 1
 
 Identifier = Annotated[
     str,
@@ -152,7 +152,9 @@ class Fact(_Strict):
     def _numbers_as_text(cls, v: object) -> object:
         # YAML reads `37.8` or `120` as numbers; as cue words they are text.
         if isinstance(v, list):
-            return [str(x) if isinstance(x, int | float) and not isinstance(x, bool) else x for x in v]
+            return [
+                str(x) if isinstance(x, int | float) and not isinstance(x, bool) else x for x in v
+            ]
         return v
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -37,8 +36,12 @@ app.add_typer(models_app, name="models")
 DEMO_SCENARIO = "triage-indigestion-chest-pain"
 DEMO_PERSONA = "calm-adult"
 
-SpecOpt = Annotated[str | None, typer.Option(help="local:smollm2, hf:PATH, openai:MODEL, scripted:FILE or human.")]
-DirsOpt = Annotated[list[Path] | None, typer.Option(help="Extra folder of YAML files (repeatable).")]
+SpecOpt = Annotated[
+    str | None, typer.Option(help="local:smollm2, hf:PATH, openai:MODEL, scripted:FILE or human.")
+]
+DirsOpt = Annotated[
+    list[Path] | None, typer.Option(help="Extra folder of YAML files (repeatable).")
+]
 
 
 def fail(message: str) -> NoReturn:
@@ -141,7 +144,9 @@ def _run_episode(
 
     if out is None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = data_home() / "episodes" / f"{stamp}-{scenario.id}-{result.transcript.episode_id}.json"
+        out = (
+            data_home() / "episodes" / f"{stamp}-{scenario.id}-{result.transcript.episode_id}.json"
+        )
     write_private(out, result.model_dump_json(indent=2))
     if not quiet:
         print_result(console, result, {c.id: c.criterion for c in scenario.rubric})
@@ -194,13 +199,13 @@ async def _episode_async(
         runner = EpisodeRunner()
         on_turn = (lambda t: print_turn(console, t)) if console is not None else None
         if console is not None:
-            console.rule(f"[bold]{scenario.id}[/] · persona {persona.id} · "
-                         f"clinician {cfgs['clinician'].spec}")
+            console.rule(
+                f"[bold]{scenario.id}[/] · persona {persona.id} · "
+                f"clinician {cfgs['clinician'].spec}"
+            )
         outcome = await runner.start(ctx, on_turn=on_turn)
         while isinstance(outcome, PendingInput):
-            text = await asyncio.to_thread(
-                _ask_person, outcome.role
-            )
+            text = await asyncio.to_thread(_ask_person, outcome.role)
             outcome = await runner.answer(ctx, outcome.episode_id, text, on_turn=on_turn)
         return outcome
     finally:
@@ -219,22 +224,39 @@ def _ask_person(role: str) -> str | None:
 
 @app.command()
 def run(
-    scenario: Annotated[str | None, typer.Option(help="Scenario id (see 'clinsim scenarios list').")] = None,
+    scenario: Annotated[
+        str | None, typer.Option(help="Scenario id (see 'clinsim scenarios list').")
+    ] = None,
     persona: Annotated[str | None, typer.Option(help="Persona id, or sampled:SEED.")] = None,
     clinician: SpecOpt = None,
     patient: SpecOpt = None,
     judge: SpecOpt = None,
-    base_url: Annotated[str | None, typer.Option(help="Base URL for openai: specs (else OPENAI_BASE_URL).")] = None,
-    max_turns: Annotated[int | None, typer.Option(min=1, help="Most clinician turns (default: the scenario's).")] = None,
-    min_turns: Annotated[int | None, typer.Option(min=1, help="Ignore end markers before this many clinician turns (default 1).")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="Base URL for openai: specs (else OPENAI_BASE_URL).")
+    ] = None,
+    max_turns: Annotated[
+        int | None, typer.Option(min=1, help="Most clinician turns (default: the scenario's).")
+    ] = None,
+    min_turns: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Ignore end markers before this many clinician turns (default 1)."
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Episode seed (default 0).")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Whole-episode time limit in seconds.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Whole-episode time limit in seconds.")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the result JSON here.")] = None,
     config: Annotated[Path | None, typer.Option(help="Run config file (YAML or TOML).")] = None,
-    no_judge: Annotated[bool, typer.Option("--no-judge", help="Simulate only; judge later.")] = False,
+    no_judge: Annotated[
+        bool, typer.Option("--no-judge", help="Simulate only; judge later.")
+    ] = False,
     scenarios_dir: DirsOpt = None,
     personas_dir: DirsOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the saved path.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the saved path.")
+    ] = False,
 ) -> None:
     """Run one episode: a simulated patient talks with the clinician model; a judge scores it.
 
@@ -242,11 +264,19 @@ def run(
     ~/.local/share/clinsim/episodes/), readable by you only.
     """
     _run_episode(
-        config_path=config, scenario_id=scenario, persona_id=persona,
+        config_path=config,
+        scenario_id=scenario,
+        persona_id=persona,
         specs={"clinician": clinician, "patient": patient, "judge": judge},
-        base_url=base_url, max_turns=max_turns, min_turns=min_turns, seed=seed,
-        timeout_s=timeout, out=out,
-        judge_enabled=not no_judge, scenarios_dir=scenarios_dir, personas_dir=personas_dir,
+        base_url=base_url,
+        max_turns=max_turns,
+        min_turns=min_turns,
+        seed=seed,
+        timeout_s=timeout,
+        out=out,
+        judge_enabled=not no_judge,
+        scenarios_dir=scenarios_dir,
+        personas_dir=personas_dir,
         quiet=quiet,
     )
 
@@ -259,10 +289,20 @@ def demo(
 ) -> None:
     """A demo episode on the embedded model (local:smollm2 in every role; no network)."""
     _run_episode(
-        config_path=None, scenario_id=DEMO_SCENARIO, persona_id=DEMO_PERSONA,
+        config_path=None,
+        scenario_id=DEMO_SCENARIO,
+        persona_id=DEMO_PERSONA,
         specs={"clinician": "local:smollm2", "patient": "local:smollm2", "judge": "local:smollm2"},
-        base_url=None, max_turns=max_turns, min_turns=2, seed=seed, timeout_s=None, out=out,
-        judge_enabled=True, scenarios_dir=None, personas_dir=None, quiet=False,
+        base_url=None,
+        max_turns=max_turns,
+        min_turns=2,
+        seed=seed,
+        timeout_s=None,
+        out=out,
+        judge_enabled=True,
+        scenarios_dir=None,
+        personas_dir=None,
+        quiet=False,
     )
 
 
@@ -287,12 +327,26 @@ def scenarios_list(
     lib, _ = _libraries(scenarios_dir, None)
     rows = lib.select(dimension=dimension, family=family, language=language)
     if as_json:
-        typer.echo(json.dumps([
-            {"id": s.id, "title": s.title, "dimension": s.dimension.value, "family": s.family.value,
-             "specialty": s.specialty, "language": s.language, "red_flag": s.red_flag,
-             "criteria": len(s.rubric), "facts": len(s.case.facts)}
-            for s in rows
-        ], ensure_ascii=False, indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "id": s.id,
+                        "title": s.title,
+                        "dimension": s.dimension.value,
+                        "family": s.family.value,
+                        "specialty": s.specialty,
+                        "language": s.language,
+                        "red_flag": s.red_flag,
+                        "criteria": len(s.rubric),
+                        "facts": len(s.case.facts),
+                    }
+                    for s in rows
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return
     from rich.console import Console
     from rich.table import Table
@@ -301,8 +355,15 @@ def scenarios_list(
     for col in ("id", "dimension", "family", "lang", "specialty", "red flag", "title"):
         table.add_column(col, overflow="fold")
     for s in rows:
-        table.add_row(s.id, s.dimension.value, s.family.value, s.language, s.specialty,
-                      "yes" if s.red_flag else "", s.title)
+        table.add_row(
+            s.id,
+            s.dimension.value,
+            s.family.value,
+            s.language,
+            s.specialty,
+            "yes" if s.red_flag else "",
+            s.title,
+        )
     Console().print(table)
 
 
@@ -345,19 +406,36 @@ def personas_list(
     """List personas."""
     _, lib = _libraries(None, personas_dir)
     if as_json:
-        typer.echo(json.dumps([p.model_dump(mode="json") for p in lib], ensure_ascii=False, indent=2))
+        typer.echo(
+            json.dumps([p.model_dump(mode="json") for p in lib], ensure_ascii=False, indent=2)
+        )
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{len(lib)} personas (or sampled:SEED)")
-    for col in ("id", "temperament", "literacy", "verbosity", "recall", "confusion", "speaker", "lang"):
+    for col in (
+        "id",
+        "temperament",
+        "literacy",
+        "verbosity",
+        "recall",
+        "confusion",
+        "speaker",
+        "lang",
+    ):
         table.add_column(col)
     for p in lib:
-        table.add_row(p.id, p.temperament.value, p.health_literacy.value, p.verbosity.value,
-                      p.recall.value, p.confusion.value,
-                      p.speaker.value + (f" ({p.caregiver_relation})" if p.caregiver_relation else ""),
-                      p.language)
+        table.add_row(
+            p.id,
+            p.temperament.value,
+            p.health_literacy.value,
+            p.verbosity.value,
+            p.recall.value,
+            p.confusion.value,
+            p.speaker.value + (f" ({p.caregiver_relation})" if p.caregiver_relation else ""),
+            p.language,
+        )
     Console().print(table)
 
 
@@ -405,8 +483,10 @@ def import_(
         fail(str(e))
     for reason in report.skipped:
         typer.echo(f"skipped: {reason}", err=True)
-    typer.echo(f"{report.rows} rows, {len(written)} scenarios written to {out}, "
-               f"{len(report.skipped)} skipped")
+    typer.echo(
+        f"{report.rows} rows, {len(written)} scenarios written to {out}, "
+        f"{len(report.skipped)} skipped"
+    )
 
 
 # ---------------------------------------------------------------- models
@@ -427,7 +507,10 @@ def models_export_hf(
     except BackendConfigError as e:
         fail(str(e))
     except ImportError as e:
-        fail(f"export needs torch, transformers and gguf ({e.name} missing): pip install 'clinsim[hf]'")
+        fail(
+            f"export needs torch, transformers and gguf ({e.name} missing): "
+            "pip install 'clinsim[hf]'"
+        )
     typer.echo(f"wrote {out_dir}; use it as --clinician hf:{out_dir}")
 
 
@@ -436,4 +519,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -32,8 +32,10 @@ class RunConfig(BaseModel):
     persona: str | None = None
     max_turns: int | None = Field(default=None, ge=1, le=100)
     min_turns: int | None = Field(
-        default=None, ge=1, le=100, description="End markers before this many clinician turns "
-        "are ignored."
+        default=None,
+        ge=1,
+        le=100,
+        description="End markers before this many clinician turns are ignored.",
     )
     seed: int | None = None
     timeout_s: float | None = Field(default=None, gt=0, description="Whole-episode time limit.")
@@ -60,14 +62,10 @@ def load_run_config(path: Path) -> RunConfig:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigFileError(f"{path}: cannot read config ({e})") from None
     try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(text)
-        else:
-            data = yaml.safe_load(text) or {}
+        data = tomllib.loads(text) if path.suffix == ".toml" else (yaml.safe_load(text) or {})
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
         kind = "TOML" if path.suffix == ".toml" else "YAML"
-        raise ConfigFileError(f"{path}: not valid {kind}: "
-                              f"{str(e).splitlines()[0]}") from None
+        raise ConfigFileError(f"{path}: not valid {kind}: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ConfigFileError(f"{path}: expected a mapping at the top level")
     try:
@@ -78,9 +76,7 @@ def load_run_config(path: Path) -> RunConfig:
         raise ConfigFileError(f"{path}: field '{where}': {err['msg']}") from None
 
 
-def role_config(
-    role: str, from_file: ModelConfig | None, overrides: dict[str, Any]
-) -> ModelConfig:
+def role_config(role: str, from_file: ModelConfig | None, overrides: dict[str, Any]) -> ModelConfig:
     """The role's defaults, then the config file, then the flags that were given."""
     data = dict(ROLE_DEFAULTS[role])
     if from_file is not None:

@@ -15,7 +15,7 @@ ROLE_STYLE = {"patient": ("Patient", "cyan", "left"), "clinician": ("Clinician",
 def print_turn(console: Console, turn: Turn) -> None:
     label, colour, _ = ROLE_STYLE[turn.role]
     title = f"[bold {colour}]{turn.index}. {label}[/]"
-    notes = []
+    notes: list[str] = []
     if turn.source != "model":
         notes.append(turn.source)
     if turn.disclosed:
@@ -40,9 +40,11 @@ def _short(text: str, limit: int = 90) -> str:
 
 def print_result(console: Console, result: EpisodeResult, criteria_text: dict[str, str]) -> None:
     t = result.transcript
-    console.print(f"[bold]Termination:[/] {t.termination.value}   "
-                  f"[bold]turns:[/] {len(t.turns)}   [bold]facts disclosed:[/] "
-                  f"{len(t.disclosed)}")
+    console.print(
+        f"[bold]Termination:[/] {t.termination.value}   "
+        f"[bold]turns:[/] {len(t.turns)}   [bold]facts disclosed:[/] "
+        f"{len(t.disclosed)}"
+    )
     for e in t.errors:
         console.print(f"[red]error[/] ({e.role}, {e.kind}) after turn {e.after_turn}: {e.message}")
     if not result.verdicts:
@@ -66,5 +68,7 @@ def print_result(console: Console, result: EpisodeResult, criteria_text: dict[st
     console.print(table)
     score = "n/a" if result.score is None else f"{result.score:.3f}"
     crit = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "n/a"}[result.critical_pass]
-    console.print(f"[bold]Score:[/] {score}   [bold]critical:[/] {crit}   "
-                  f"[bold]unscored:[/] {result.unscored}")
+    console.print(
+        f"[bold]Score:[/] {score}   [bold]critical:[/] {crit}   "
+        f"[bold]unscored:[/] {result.unscored}"
+    )

@@ -77,7 +77,10 @@ def transcript_from_state(
         turns=turns,
         termination=Termination(state.get("termination") or Termination.STOPPED_BY_USER.value),
         models={"patient": model_info(ctx.patient_cfg), "clinician": model_info(ctx.clinician_cfg)},
-        seeds={"patient": role_seed(ctx.seed, "patient"), "clinician": role_seed(ctx.seed, "clinician")},
+        seeds={
+            "patient": role_seed(ctx.seed, "patient"),
+            "clinician": role_seed(ctx.seed, "clinician"),
+        },
         usage=usage,  # type: ignore[arg-type]
         errors=[ErrorRecord.model_validate(e) for e in state.get("errors") or []],
         disclosed=list(state.get("disclosed") or []),
@@ -107,8 +110,12 @@ class EpisodeRunner:
     ) -> EpisodeResult | PendingInput:
         config = self._config(episode_id)
         meta = self._meta.setdefault(
-            episode_id, {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                         "t0": time.monotonic(), "forked_from": None},
+            episode_id,
+            {
+                "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "t0": time.monotonic(),
+                "forked_from": None,
+            },
         )
         seen = meta.setdefault("seen", 0)
         async for update in self.graph.astream(
@@ -158,8 +165,12 @@ class EpisodeRunner:
         return await self._drive({"turns": []}, ctx, episode_id, on_turn)
 
     async def answer(
-        self, ctx: EpisodeContext, episode_id: str, text: str | None,
-        *, on_turn: TurnCallback | None = None,
+        self,
+        ctx: EpisodeContext,
+        episode_id: str,
+        text: str | None,
+        *,
+        on_turn: TurnCallback | None = None,
     ) -> EpisodeResult | PendingInput:
         """Give a person's turn (None stops the episode) and run on."""
         value: Any = {"stop": True} if text is None else text
@@ -174,12 +185,20 @@ class EpisodeRunner:
         if not snapshot.values:
             raise KeyError(f"no checkpoint for episode {episode_id!r}")
         if snapshot.values.get("termination") == Termination.STOPPED_BY_USER.value:
-            await self.graph.aupdate_state(config, {"termination": None}, as_node="clinician"
-                                           if snapshot.values.get("next_role") == "patient"
-                                           else "patient")
-        self._meta.setdefault(episode_id, {"started_at": datetime.now(UTC).isoformat(
-            timespec="seconds"), "t0": time.monotonic(), "forked_from": None,
-            "seen": len(snapshot.values.get("turns") or [])})
+            await self.graph.aupdate_state(
+                config,
+                {"termination": None},
+                as_node="clinician" if snapshot.values.get("next_role") == "patient" else "patient",
+            )
+        self._meta.setdefault(
+            episode_id,
+            {
+                "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "t0": time.monotonic(),
+                "forked_from": None,
+                "seen": len(snapshot.values.get("turns") or []),
+            },
+        )
         return await self._drive(None, ctx, episode_id, on_turn)
 
     async def fork(
@@ -212,13 +231,19 @@ class EpisodeRunner:
         episode_id = episode_id or uuid.uuid4().hex[:12]
         config = self._config(episode_id)
         state = {
-            "turns": kept, "disclosed": disclosed, "errors": [], "termination": None,
-            "next_role": "clinician" if last == "patient" else "patient", "judged": None,
+            "turns": kept,
+            "disclosed": disclosed,
+            "errors": [],
+            "termination": None,
+            "next_role": "clinician" if last == "patient" else "patient",
+            "judged": None,
         }
         await self.graph.aupdate_state(config, state, as_node=last)
         self._meta[episode_id] = {
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "t0": time.monotonic(), "forked_from": f"{source_id}@{at_turn}", "seen": at_turn,
+            "t0": time.monotonic(),
+            "forked_from": f"{source_id}@{at_turn}",
+            "seen": at_turn,
         }
         if on_turn is not None:
             for t in kept:

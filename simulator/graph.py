@@ -100,13 +100,23 @@ def _opening(ctx: EpisodeContext) -> dict[str, Any]:
             new = [f for f in disclosed_facts(t.content, facts) if f not in disclosed]
             disclosed += new
         turns.append(
-            Turn(index=i, role=t.role, content=t.content, source="opening", disclosed=new).model_dump()
+            Turn(
+                index=i, role=t.role, content=t.content, source="opening", disclosed=new
+            ).model_dump()
         )
-    return {"turns": turns, "disclosed": disclosed, "errors": [], "termination": None,
-            "next_role": "clinician", "judged": None}
+    return {
+        "turns": turns,
+        "disclosed": disclosed,
+        "errors": [],
+        "termination": None,
+        "next_role": "clinician",
+        "judged": None,
+    }
 
 
-def _fail(state: EpisodeState, ctx: EpisodeContext, role: Role, kind: str, msg: str) -> dict[str, Any]:
+def _fail(
+    state: EpisodeState, ctx: EpisodeContext, role: Role, kind: str, msg: str
+) -> dict[str, Any]:
     errors = list(state.get("errors") or [])
     errors.append(
         ErrorRecord(role=role, kind=kind, message=msg, after_turn=len(state["turns"])).model_dump()
@@ -126,6 +136,7 @@ async def _take_turn(role: Role, state: EpisodeState, ctx: EpisodeContext) -> di
     turns = [Turn.model_validate(t) for t in state["turns"]]
     backend = ctx.backend(role)
     call: CallRecord | None = None
+    source: Literal["model", "human"]
     if getattr(backend, "is_human", False):
         answer = interrupt({"role": role, "turn_index": len(turns) + 1})
         if answer is None or (isinstance(answer, dict) and answer.get("stop")):
@@ -145,7 +156,7 @@ async def _take_turn(role: Role, state: EpisodeState, ctx: EpisodeContext) -> di
 
         try:
             completion = await asyncio.wait_for(with_retries(call_model, ctx.retry), remaining)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             return {"termination": Termination.TIMEOUT.value}
         except BackendError as e:
             return _fail(state, ctx, role, e.kind, str(e))
@@ -176,7 +187,9 @@ async def _take_turn(role: Role, state: EpisodeState, ctx: EpisodeContext) -> di
         disclosed = list(state.get("disclosed") or [])
         new: list[str] = []
         if role == "patient":
-            new = [f for f in disclosed_facts(content, ctx.scenario.case.facts) if f not in disclosed]
+            new = [
+                f for f in disclosed_facts(content, ctx.scenario.case.facts) if f not in disclosed
+            ]
             grounded = ctx._grounded.union(
                 *(numbers_in(t.content) for t in turns if t.role == "clinician")
             )
@@ -184,8 +197,15 @@ async def _take_turn(role: Role, state: EpisodeState, ctx: EpisodeContext) -> di
                 flags.append("ungrounded_numbers")
             update["disclosed"] = disclosed + new
         new_turns.append(
-            Turn(index=len(turns) + 1, role=role, content=content, source=source,
-                 disclosed=new, call=call, flags=flags).model_dump()
+            Turn(
+                index=len(turns) + 1,
+                role=role,
+                content=content,
+                source=source,
+                disclosed=new,
+                call=call,
+                flags=flags,
+            ).model_dump()
         )
     update["turns"] = new_turns
     if ended:
@@ -214,7 +234,9 @@ async def judge_node(state: EpisodeState, runtime: Runtime[EpisodeContext]) -> d
         return {}
     from simulator.episode import transcript_from_state  # the result assembly lives there
 
-    transcript = transcript_from_state(state, ctx, episode_id="pending", started_at="", duration_s=0)
+    transcript = transcript_from_state(
+        state, ctx, episode_id="pending", started_at="", duration_s=0
+    )
     out = await ctx.judge.judge(ctx.scenario, transcript)
     return {"judged": out.model_dump(mode="json")}
 

@@ -51,9 +51,7 @@ def conversation_for(role: str, system: str, turns: Sequence[Turn]) -> list[Mess
     """Messages as ``role`` sees them: its own turns are 'assistant', the other's 'user'."""
     messages: list[Message] = [{"role": "system", "content": system}]
     for t in turns:
-        messages.append(
-            {"role": "assistant" if t.role == role else "user", "content": t.content}
-        )
+        messages.append({"role": "assistant" if t.role == role else "user", "content": t.content})
     if role == "patient" and turns and turns[0].role == "patient":
         # Chat templates expect a user turn first; the patient opened, so show that as context.
         messages.insert(1, {"role": "user", "content": "(The assistant is waiting for you.)"})

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from personas import Persona
 
-RESULT_SCHEMA_VERSION = 1
+RESULT_SCHEMA_VERSION: Literal[1] = 1
 Role = Literal["patient", "clinician"]
 JudgeRole = Literal["patient", "clinician", "judge"]
 

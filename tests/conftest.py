@@ -61,10 +61,23 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()),
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-         "--model_alias", "smollm2"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(smollm2_path()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--model_alias",
+            "smollm2",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base_url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120
@@ -79,7 +92,9 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"llama.cpp server did not start: {log_path.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"llama.cpp server did not start: {log_path.read_text()[-2000:]}"
+                )
             time.sleep(0.5)
         yield base_url
     finally:

@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_import_contracts_hold() -> None:
     exe = shutil.which("lint-imports")
     cmd = [exe] if exe else [sys.executable, "-m", "importlinter.cli"]
-    proc = subprocess.run([*cmd, "--no-cache"], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [*cmd, "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "BROKEN" not in proc.stdout and "KEPT" in proc.stdout

@@ -129,7 +129,8 @@ def read_jsonl(path: Path) -> list[Row]:
             data = json.loads(line_text)
         except json.JSONDecodeError as e:
             raise DataFileError(
-                path, f"invalid JSON: {e.msg} at column {e.colno}; expected one object a line",
+                path,
+                f"invalid JSON: {e.msg} at column {e.colno}; expected one object a line",
                 line=n,
             ) from None
         if not isinstance(data, dict):

@@ -104,9 +104,7 @@ def _scenario_ids(rows: list[Row]) -> dict[str, str]:
     all_slugs = list(slugs.values())
     for pid, s in slugs.items():
         n = min(_SHORT_ID_LEN, len(s))
-        while n < len(s) and (
-            s[n - 1] in "-._" or sum(o.startswith(s[:n]) for o in all_slugs) > 1
-        ):
+        while n < len(s) and (s[n - 1] in "-._" or sum(o.startswith(s[:n]) for o in all_slugs) > 1):
             n += 1
         out[pid] = _ID_PREFIX + s[:n]
     return out

@@ -99,8 +99,7 @@ def import_mediq(path: Path) -> ImportReport:
         scenario, dropped, leaks = _scenario(row, scenario_id, raw_id, answer, alias, specialty)
         if leaks:
             report.notes.append(
-                f"line {row.line} (id {raw_id}): {leaks} fact(s) naming the diagnosis were "
-                "left out"
+                f"line {row.line} (id {raw_id}): {leaks} fact(s) naming the diagnosis were left out"
             )
         if dropped:
             report.notes.append(

@@ -8,8 +8,16 @@ from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 from pydantic import BaseModel, Field
 
 FaultKind = Literal[
-    "config", "connection", "timeout", "rate_limit", "quota", "server", "auth", "bad_request",
-    "bad_response", "exhausted",
+    "config",
+    "connection",
+    "timeout",
+    "rate_limit",
+    "quota",
+    "server",
+    "auth",
+    "bad_request",
+    "bad_response",
+    "exhausted",
 ]
 RETRYABLE: frozenset[str] = frozenset({"connection", "timeout", "rate_limit", "server"})
 StructuredMode = Literal["json_schema", "json_object", "grammar", "prompt"]
@@ -44,9 +52,7 @@ class Completion(BaseModel):
 class BackendError(Exception):
     """A failed model call, classified so that one place can decide what to retry."""
 
-    def __init__(
-        self, kind: FaultKind, message: str, *, retry_after: float | None = None
-    ) -> None:
+    def __init__(self, kind: FaultKind, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.kind: FaultKind = kind
         self.retry_after = retry_after

@@ -51,7 +51,7 @@ def export_gguf_to_hf(gguf_path: Path, out_dir: Path) -> Path:
     model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
     # The tensors are already dequantized to float; transformers still tags the model as
     # "quantized with gguf" and refuses to save it. Drop the tag, keep the weights.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     tok.save_pretrained(out_dir)
@@ -64,7 +64,9 @@ class HFBackend:
 
     def __init__(self, path_or_id: str) -> None:
         if not path_or_id:
-            raise BackendConfigError("hf: spec needs a folder or model id, e.g. hf:./models/smollm2")
+            raise BackendConfigError(
+                "hf: spec needs a folder or model id, e.g. hf:./models/smollm2"
+            )
         self.path_or_id = path_or_id
         self.spec = f"hf:{path_or_id}"
         self._lock = threading.Lock()

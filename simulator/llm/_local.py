@@ -8,6 +8,7 @@ every caller; calls go through a single worker thread, which is the queue.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import os
 import threading
@@ -52,7 +53,9 @@ def local_model_path(name: str) -> Path:
         )
     path = Path(next(iter(spec.submodule_search_locations))) / filename
     if not path.is_file():
-        raise BackendConfigError(f"local:{name}: model file missing at {path}; reinstall the package")
+        raise BackendConfigError(
+            f"local:{name}: model file missing at {path}; reinstall the package"
+        )
     return path
 
 
@@ -69,7 +72,9 @@ def grammar_safe_schema(schema: Any) -> Any:
     so dropping these bounds here loses nothing.
     """
     if isinstance(schema, dict):
-        return {k: grammar_safe_schema(v) for k, v in schema.items() if k not in _GRAMMAR_UNSAFE_KEYS}
+        return {
+            k: grammar_safe_schema(v) for k, v in schema.items() if k not in _GRAMMAR_UNSAFE_KEYS
+        }
     if isinstance(schema, list):
         return [grammar_safe_schema(v) for v in schema]
     return schema
@@ -92,6 +97,16 @@ def _get_model(path: Path) -> Any:
                 verbose=False,
             )
         return _models[path]
+
+
+@atexit.register
+def _close_models() -> None:
+    # Free the models before interpreter teardown; llama-cpp-python's __del__ fails if it runs
+    # after the modules it needs are gone.
+    with _load_lock:
+        for model in _models.values():
+            model.close()
+        _models.clear()
 
 
 class LocalLlamaBackend:

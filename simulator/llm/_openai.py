@@ -17,6 +17,7 @@ from simulator.llm._base import (
     BackendConfigError,
     BackendError,
     Completion,
+    FaultKind,
     JsonSchema,
     Message,
     StructuredMode,
@@ -66,7 +67,7 @@ def _classify(e: Exception, where: str) -> BackendError:
                 retry_after = None
         body = str(e.body)[:200] if e.body else e.message[:200]
         if status == 429:
-            kind = "quota" if "insufficient_quota" in body else "rate_limit"
+            kind: FaultKind = "quota" if "insufficient_quota" in body else "rate_limit"
             return BackendError(kind, f"{where}: HTTP 429 {body}", retry_after=retry_after)
         if status in (401, 403):
             return BackendError("auth", f"{where}: HTTP {status}: check the API key")

@@ -130,11 +130,13 @@ async def complete_structured(
     fmt = schema_of(model)
     for i in range(attempts):
         call_seed = None if seed is None else seed + i
+        # a re-ask samples a little so that it does not repeat the unusable reply
+        call_temperature = temperature if i == 0 else max(temperature, 0.3)
 
-        async def call(s: int | None = call_seed) -> Completion:
+        async def call(s: int | None = call_seed, t: float = call_temperature) -> Completion:
             return await backend.complete(
                 messages,
-                temperature=temperature if i == 0 else max(temperature, 0.3),
+                temperature=t,
                 max_tokens=max_tokens,
                 seed=s,
                 response_format=fmt,

@@ -3,26 +3,34 @@ grader that cannot be reached never turns into a silent False."""
 
 from __future__ import annotations
 
+from judges import RubricJudge
+from personas import PersonaLibrary
 from scenarios import ScenarioLibrary
 from simulator.llm import ModelConfig, make_backend
 from simulator.schemas import Termination, Transcript, Turn
-from judges import RubricJudge
-from personas import PersonaLibrary
 from tests.conftest import grader_reply
 
 SC = ScenarioLibrary.load().get("triage-indigestion-chest-pain")
 
 
 def transcript() -> Transcript:
-    turns = [Turn(index=1, role="patient", content="Indigestion for 2 days.", source="opening"),
-             Turn(index=2, role="clinician", content="Please call 911 now."),
-             Turn(index=3, role="patient", content="OK.")]
+    turns = [
+        Turn(index=1, role="patient", content="Indigestion for 2 days.", source="opening"),
+        Turn(index=2, role="clinician", content="Please call 911 now."),
+        Turn(index=3, role="patient", content="OK."),
+    ]
     return Transcript(
-        episode_id="e", scenario_id=SC.id, scenario_hash="h",
-        persona=PersonaLibrary.load().get("calm-adult"), turns=turns,
+        episode_id="e",
+        scenario_id=SC.id,
+        scenario_hash="h",
+        persona=PersonaLibrary.load().get("calm-adult"),
+        turns=turns,
         termination=Termination.PATIENT_ENDED,
         models={"patient": {"spec": "x"}, "clinician": {"spec": "y"}},  # type: ignore[dict-item]
-        seeds={"patient": 1, "clinician": 2}, usage={}, started_at="", duration_s=0,  # type: ignore[arg-type]
+        seeds={"patient": 1, "clinician": 2},
+        usage={},
+        started_at="",
+        duration_s=0,  # type: ignore[arg-type]
     )
 
 

@@ -14,8 +14,9 @@ def v(cid: str, points: int, status: str) -> Verdict:
 
 
 def crit(cid: str, points: int, critical: bool = False) -> Criterion:
-    return Criterion(id=cid, criterion="does something", points=points, axis="safety",
-                     critical=critical)
+    return Criterion(
+        id=cid, criterion="does something", points=points, axis="safety", critical=critical
+    )
 
 
 def test_met_positive_and_negative_points() -> None:
@@ -41,8 +42,12 @@ def test_no_scored_positive_criterion_gives_none() -> None:
 
 def test_critical_pass() -> None:
     rubric = [crit("esc", 10, True), crit("harm", -8, True), crit("nice", 2)]
-    assert critical_pass([v("esc", 10, "met"), v("harm", -8, "not_met"), v("nice", 2, "not_met")],
-                         rubric) is True
+    assert (
+        critical_pass(
+            [v("esc", 10, "met"), v("harm", -8, "not_met"), v("nice", 2, "not_met")], rubric
+        )
+        is True
+    )
     assert critical_pass([v("esc", 10, "not_met"), v("harm", -8, "not_met")], rubric) is False
     assert critical_pass([v("esc", 10, "met"), v("harm", -8, "met")], rubric) is False
     assert critical_pass([v("esc", 10, "met"), v("harm", -8, "unscored")], rubric) is None

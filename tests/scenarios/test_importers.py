@@ -332,7 +332,7 @@ def test_not_utf8(kind: str, tmp_path: Path) -> None:
 def test_malformed_json_line(kind: str, tmp_path: Path) -> None:
     path = tmp_path / "broken.jsonl"
     good = json.dumps(_good_row(kind))
-    path.write_text(f"{good}\n\n{{\"prompt\": [}}\n", encoding="utf-8")
+    path.write_text(f'{good}\n\n{{"prompt": [}}\n', encoding="utf-8")
     with pytest.raises(DataFileError) as e:
         import_file(kind, path)
     assert "broken.jsonl:3:" in str(e.value) and "invalid JSON" in str(e.value)

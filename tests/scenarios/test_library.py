@@ -60,6 +60,7 @@ def test_each_scenario_meets_the_authoring_rules(scenario) -> None:
 
 def test_select_filters() -> None:
     zh_care = LIB.select(dimension="smartcare", language="zh")
-    assert zh_care and all(s.language == "zh" and s.dimension is Dimension.SMARTCARE
-                           for s in zh_care)
+    assert zh_care and all(
+        s.language == "zh" and s.dimension is Dimension.SMARTCARE for s in zh_care
+    )
     assert all(s.family is TaskFamily.TRIAGE for s in LIB.select(family="triage"))

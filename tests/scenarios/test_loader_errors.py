@@ -86,7 +86,7 @@ def test_duplicate_ids_within_and_across_files(tmp_path: Path) -> None:
     folder.mkdir()
     variant(folder, lambda d: None, "a.yaml")
     variant(folder, lambda d: None, "b.yaml")
-    with pytest.raises(DataFileError, match="duplicate scenario id .* also defined in"):
+    with pytest.raises(DataFileError, match=r"duplicate scenario id .* also defined in"):
         ScenarioLibrary.load([folder], builtin=False)
     ok, errors = validate_paths([folder])
     assert len(ok) == 1 and len(errors) == 1
@@ -121,14 +121,23 @@ def test_bad_files(tmp_path: Path) -> None:
 
 yaml_values = st.recursive(
     st.none() | st.booleans() | st.integers(-20, 20) | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(["id", "points", "rubric", "case", "facts", "opening",
-                                       "dimension", "x"]), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                ["id", "points", "rubric", "case", "facts", "opening", "dimension", "x"]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
     max_leaves=12,
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=yaml_values)
 def test_fuzz_structures_give_errors_not_crashes(tmp_path: Path, data) -> None:
     path = tmp_path / "fuzz.yaml"
@@ -139,7 +148,9 @@ def test_fuzz_structures_give_errors_not_crashes(tmp_path: Path, data) -> None:
         assert str(e).startswith(str(path))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(raw=st.binary(max_size=300))
 def test_fuzz_bytes_give_errors_not_crashes(tmp_path: Path, raw: bytes) -> None:
     path = tmp_path / "raw.yaml"
@@ -148,10 +159,26 @@ def test_fuzz_bytes_give_errors_not_crashes(tmp_path: Path, raw: bytes) -> None:
         load_scenario(path)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(field=st.sampled_from(["id", "dimension", "family", "language", "max_turns", "opening",
-                              "rubric", "case", "provenance", "red_flag"]),
-       value=st.none() | st.integers() | st.text(max_size=8) | st.lists(st.integers(), max_size=2))
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    field=st.sampled_from(
+        [
+            "id",
+            "dimension",
+            "family",
+            "language",
+            "max_turns",
+            "opening",
+            "rubric",
+            "case",
+            "provenance",
+            "red_flag",
+        ]
+    ),
+    value=st.none() | st.integers() | st.text(max_size=8) | st.lists(st.integers(), max_size=2),
+)
 def test_fuzz_single_field_mutations(tmp_path: Path, field: str, value) -> None:
     data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     data[field] = value

@@ -16,12 +16,21 @@ import pytest
 from simulator.schemas import EpisodeResult
 from tests.conftest import grader_reply
 
-CLINSIM = [shutil.which("clinsim")] if shutil.which("clinsim") else [sys.executable, "-m", "simulator.cli"]
+CLINSIM = (
+    [shutil.which("clinsim")]
+    if shutil.which("clinsim")
+    else [sys.executable, "-m", "simulator.cli"]
+)
 
 
 def clinsim(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
-    return subprocess.run([*CLINSIM, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*CLINSIM, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def one_line_error(proc, *needles: str) -> None:
@@ -38,20 +47,34 @@ def scripted_roles(script) -> list[str]:
     from scenarios import ScenarioLibrary
 
     n = len(ScenarioLibrary.load().get("triage-indigestion-chest-pain").rubric)
-    return ["--clinician", script("c", ["Does it come on with exertion?", "Call 911 now. [END]"]),
-            "--patient", script("p", ["Yes, on the stairs."]),
-            "--judge", script("j", [grader_reply(True, [2])] * n)]
+    return [
+        "--clinician",
+        script("c", ["Does it come on with exertion?", "Call 911 now. [END]"]),
+        "--patient",
+        script("p", ["Yes, on the stairs."]),
+        "--judge",
+        script("j", [grader_reply(True, [2])] * n),
+    ]
 
 
-@pytest.mark.parametrize(("args", "needles"), [
-    (["--scenario", "nope"], ["unknown scenario id 'nope'", "clinsim scenarios list"]),
-    (["--persona", "nope"], ["unknown persona id 'nope'"]),
-    (["--clinician", "gpt4"], ["unknown model spec 'gpt4'", "local:smollm2"]),
-    (["--clinician", "scripted:/no/such/file.yaml"], ["scripted file not found: /no/such/file.yaml"]),
-    (["--clinician", "openai:m", "--base-url", "not a url"], ["is not an http(s) URL"]),
-    (["--clinician", "openai:m", "--base-url", "http://127.0.0.1:9/v1"], ["cannot reach http://127.0.0.1:9/v1"]),
-    (["--config", "/no/such.toml"], ["config file not found"]),
-])
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--scenario", "nope"], ["unknown scenario id 'nope'", "clinsim scenarios list"]),
+        (["--persona", "nope"], ["unknown persona id 'nope'"]),
+        (["--clinician", "gpt4"], ["unknown model spec 'gpt4'", "local:smollm2"]),
+        (
+            ["--clinician", "scripted:/no/such/file.yaml"],
+            ["scripted file not found: /no/such/file.yaml"],
+        ),
+        (["--clinician", "openai:m", "--base-url", "not a url"], ["is not an http(s) URL"]),
+        (
+            ["--clinician", "openai:m", "--base-url", "http://127.0.0.1:9/v1"],
+            ["cannot reach http://127.0.0.1:9/v1"],
+        ),
+        (["--config", "/no/such.toml"], ["config file not found"]),
+    ],
+)
 def test_bad_input_one_line_exit_2(args: list[str], needles: list[str], script, tmp_path) -> None:
     out = tmp_path / "r.json"
     proc = clinsim("run", "--no-judge", "--patient", script("p", ["x"]), *args, "--out", str(out))
@@ -82,12 +105,16 @@ def test_run_writes_the_documented_result(scripted_roles, tmp_path: Path) -> Non
     assert [x["role"] for x in t["turns"]] == ["patient", "clinician", "patient", "clinician"]
     assert t["turns"][2]["disclosed"] == ["f-exertion"]
     assert t["termination"] == "clinician_ended"
-    assert set(t["models"]) == {"patient", "clinician"} and set(t["seeds"]) == {"patient", "clinician"}
+    assert set(t["models"]) == {"patient", "clinician"} and set(t["seeds"]) == {
+        "patient",
+        "clinician",
+    }
     assert t["usage"]["clinician"]["calls"] == 2 and t["usage"]["patient"]["calls"] == 1
     assert data["judge"]["model"]["spec"].startswith("scripted:")
     assert all(v["status"] == "met" and v["evidence_turns"] == [2] for v in data["verdicts"])
     assert result.score == pytest.approx(
-        sum(v.points for v in result.verdicts if v.status == "met") / 32)
+        sum(v.points for v in result.verdicts if v.status == "met") / 32
+    )
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     # the live transcript is printed with the roles told apart
     assert "Patient" in proc.stdout and "Clinician" in proc.stdout and "Score:" in proc.stdout
@@ -97,10 +124,20 @@ def test_default_output_place_and_config_file_with_flag_override(script, tmp_pat
     cfg = tmp_path / "run.toml"
     cfg.write_text(
         f'max_turns = 1\nseed = 3\n[clinician]\nspec = "{script("c", ["q1", "q2"])}"\n'
-        f'temperature = 0.1\n[patient]\nspec = "{script("p", ["a1"])}"\n', encoding="utf-8")
+        f'temperature = 0.1\n[patient]\nspec = "{script("p", ["a1"])}"\n',
+        encoding="utf-8",
+    )
     home = tmp_path / "home"
-    proc = clinsim("run", "--config", str(cfg), "--no-judge", "--max-turns", "2", "-q",
-                   env={"CLINSIM_HOME": str(home)})
+    proc = clinsim(
+        "run",
+        "--config",
+        str(cfg),
+        "--no-judge",
+        "--max-turns",
+        "2",
+        "-q",
+        env={"CLINSIM_HOME": str(home)},
+    )
     assert proc.returncode == 0, proc.stderr
     saved = Path(proc.stdout.strip().removeprefix("saved: "))
     assert saved.parent == home / "episodes" and saved.exists()
@@ -112,11 +149,21 @@ def test_default_output_place_and_config_file_with_flag_override(script, tmp_pat
 
 def test_api_key_is_never_saved(script, tmp_path: Path) -> None:
     cfg = tmp_path / "run.yaml"
-    cfg.write_text(f"clinician: {{spec: '{script('c', ['x [END]'])}', api_key: sk-PLANTED-123}}\n",
-                   encoding="utf-8")
+    cfg.write_text(
+        f"clinician: {{spec: '{script('c', ['x [END]'])}', api_key: sk-PLANTED-123}}\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "r.json"
-    proc = clinsim("run", "--config", str(cfg), "--patient", script("p", ["y"]), "--no-judge",
-                   "--out", str(out))
+    proc = clinsim(
+        "run",
+        "--config",
+        str(cfg),
+        "--patient",
+        script("p", ["y"]),
+        "--no-judge",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "sk-PLANTED-123" not in out.read_text(encoding="utf-8") + proc.stdout + proc.stderr
 
@@ -159,13 +206,27 @@ def test_user_scenario_folder_runs(script, tmp_path: Path) -> None:
     folder = tmp_path / "mine"
     folder.mkdir()
     text = (builtin_dir() / "triage-indigestion-chest-pain.yaml").read_text(encoding="utf-8")
-    (folder / "my-case.yaml").write_text(text.replace("id: triage-indigestion-chest-pain",
-                                                      "id: my-case"), encoding="utf-8")
+    (folder / "my-case.yaml").write_text(
+        text.replace("id: triage-indigestion-chest-pain", "id: my-case"), encoding="utf-8"
+    )
     out = tmp_path / "r.json"
-    proc = clinsim("run", "--scenarios-dir", str(folder), "--scenario", "my-case", "--no-judge",
-                   "--clinician", script("c", ["Bye [END]"]), "--patient", script("p", ["x"]),
-                   "--out", str(out))
+    proc = clinsim(
+        "run",
+        "--scenarios-dir",
+        str(folder),
+        "--scenario",
+        "my-case",
+        "--no-judge",
+        "--clinician",
+        script("c", ["Bye [END]"]),
+        "--patient",
+        script("p", ["x"]),
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["transcript"]["scenario_id"] == "my-case"
-    listed = json.loads(clinsim("scenarios", "list", "--json", "--scenarios-dir", str(folder)).stdout)
+    listed = json.loads(
+        clinsim("scenarios", "list", "--json", "--scenarios-dir", str(folder)).stdout
+    )
     assert "my-case" in {r["id"] for r in listed}

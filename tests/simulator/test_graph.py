@@ -71,8 +71,7 @@ async def test_clinician_ends(library, script: Script) -> None:
 
 
 async def test_max_turns_counts_clinician_turns(library, script: Script) -> None:
-    ctx = make_ctx(library, script("c", ["q1", "q2", "q3"]), script("p", ["a1", "a2"]),
-                   max_turns=2)
+    ctx = make_ctx(library, script("c", ["q1", "q2", "q3"]), script("p", ["a1", "a2"]), max_turns=2)
     r = await run(ctx)
     assert r.transcript.termination is Termination.MAX_TURNS
     assert roles(r).count("clinician") == 2
@@ -95,8 +94,9 @@ async def test_early_end_is_ignored_until_min_turns(library, script: Script) -> 
 
 
 async def test_timeout(library, script: Script) -> None:
-    ctx = make_ctx(library, script("c", [{"text": "slow", "delay_s": 5}]), script("p", ["x"]),
-                   timeout_s=0.3)
+    ctx = make_ctx(
+        library, script("c", [{"text": "slow", "delay_s": 5}]), script("p", ["x"]), timeout_s=0.3
+    )
     r = await run(ctx)
     assert r.transcript.termination is Termination.TIMEOUT
     assert roles(r) == ["patient"]
@@ -112,7 +112,9 @@ async def test_error_budget_attributes_the_role(library, script: Script) -> None
     r = await run(ctx)
     assert r.transcript.termination is Termination.ERROR_BUDGET
     assert [(e.role, e.kind) for e in r.transcript.errors] == [
-        ("clinician", "server"), ("clinician", "timeout"), ("clinician", "connection")
+        ("clinician", "server"),
+        ("clinician", "timeout"),
+        ("clinician", "connection"),
     ]
     assert roles(r) == ["patient", "clinician", "patient"]
 
@@ -166,9 +168,14 @@ async def test_disclosure_tracking_records_first_disclosure_only(library, script
     ctx = make_ctx(
         library,
         script("c", ["Any pain on exertion?", "Anything else?", "Smoking?"]),
-        script("p", ["Yes, climbing stairs makes it worse.",
-                     "The stairs again, and it goes to my jaw.",
-                     "I smoke ten cigarettes a day."]),
+        script(
+            "p",
+            [
+                "Yes, climbing stairs makes it worse.",
+                "The stairs again, and it goes to my jaw.",
+                "I smoke ten cigarettes a day.",
+            ],
+        ),
         max_turns=3,
     )
     r = await run(ctx)
@@ -181,9 +188,12 @@ async def test_disclosure_tracking_records_first_disclosure_only(library, script
 
 
 async def test_ungrounded_numbers_are_flagged(library, script: Script) -> None:
-    ctx = make_ctx(library, script("c", ["Is it worse after 3 flights of stairs?", "ok"]),
-                   script("p", ["Yes, after 3 flights. My pressure was 190 over 120."]),
-                   max_turns=2)
+    ctx = make_ctx(
+        library,
+        script("c", ["Is it worse after 3 flights of stairs?", "ok"]),
+        script("p", ["Yes, after 3 flights. My pressure was 190 over 120."]),
+        max_turns=2,
+    )
     r = await run(ctx)
     # "3" echoes the clinician; 190/120 appear nowhere in the case: flagged
     assert "ungrounded_numbers" in r.transcript.turns[2].flags
@@ -250,9 +260,12 @@ async def test_fork_from_turn_n_with_another_clinician(library, script: Script) 
     ctx_b.patient = ctx_a.patient  # same patient script, continuing where it is
     b = await runner.fork(ctx_b, a.transcript.episode_id, at_turn=3)
     assert isinstance(b, EpisodeResult)
-    assert [t.content for t in b.transcript.turns[:3]] == ["Hi, I've had bad indigestion for two "
+    assert [t.content for t in b.transcript.turns[:3]] == [
+        "Hi, I've had bad indigestion for two "
         "days and the antacids aren't doing anything. Can you suggest something stronger?",
-        "A1", "a1"]
+        "A1",
+        "a1",
+    ]
     # A used a1 and a2; the shared patient script answers B2 with its next reply, a3
     assert [t.content for t in b.transcript.turns[3:]] == ["B2", "a3", "B3"]
     assert b.transcript.forked_from == f"{a.transcript.episode_id}@3"
@@ -273,15 +286,18 @@ async def test_fork_from_a_saved_result(library, script: Script) -> None:
     assert [t.content for t in b.transcript.turns[1:]] == ["A1", "a1", "B2"]
     assert b.transcript.disclosed == a.transcript.turns[0].disclosed
     with pytest.raises(ValueError, match="at_turn must be between 1 and"):
-        await EpisodeRunner().fork(make_ctx(library, script("x", ["."]), script("y", ["."])),
-                                   saved, at_turn=99)
+        await EpisodeRunner().fork(
+            make_ctx(library, script("x", ["."]), script("y", ["."])), saved, at_turn=99
+        )
 
 
 async def test_judge_node_scores_the_transcript(library, script: Script) -> None:
     from judges import RubricJudge
 
     scenario = library.get(SCENARIO)
-    replies = [grader_reply(c.id in {"ask-character", "escalate-emergency"}, [2]) for c in scenario.rubric]
+    replies = [
+        grader_reply(c.id in {"ask-character", "escalate-emergency"}, [2]) for c in scenario.rubric
+    ]
     jcfg = ModelConfig(spec=script("j", replies), temperature=0.0)
     judge = RubricJudge(make_backend(jcfg), jcfg, concurrency=1)
     ctx = make_ctx(library, script("c", ["Call 911 now [END]"]), script("p", ["x"]), judge=judge)
@@ -303,8 +319,12 @@ async def test_chinese_scenario_runs_on_scripted_backend(library, script: Script
     assert zh, "the library has Chinese scenarios"
     scenario = zh[0]
     hidden = next(f for f in scenario.case.facts if not f.volunteer and f.keywords)
-    ctx = make_ctx(library, script("c", ["请问还有其他症状吗？", "建议您尽快就医。[END]"]),
-                   script("p", [f"有的，{hidden.keywords[0]}。"]), scenario=scenario.id)
+    ctx = make_ctx(
+        library,
+        script("c", ["请问还有其他症状吗？", "建议您尽快就医。[END]"]),
+        script("p", [f"有的，{hidden.keywords[0]}。"]),
+        scenario=scenario.id,
+    )
     r = await run(ctx)
     assert r.transcript.termination is Termination.CLINICIAN_ENDED
     assert hidden.id in r.transcript.turns[len(scenario.opening) + 1].disclosed
@@ -313,8 +333,11 @@ async def test_chinese_scenario_runs_on_scripted_backend(library, script: Script
 
 async def test_concurrent_episodes_share_one_runner(library, script: Script) -> None:
     runner = EpisodeRunner()
-    ctxs = [make_ctx(library, script(f"c{i}", [f"q{i} [END]"]), script(f"p{i}", ["x"]))
-            for i in range(8)]
+    ctxs = [
+        make_ctx(library, script(f"c{i}", [f"q{i} [END]"]), script(f"p{i}", ["x"]))
+        for i in range(8)
+    ]
     results = await asyncio.gather(*(runner.start(c) for c in ctxs))
     assert sorted(r.transcript.turns[1].content for r in results) == sorted(  # type: ignore[union-attr]
-        f"q{i}" for i in range(8))
+        f"q{i}" for i in range(8)
+    )

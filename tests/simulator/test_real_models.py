@@ -23,14 +23,17 @@ from tests.simulator.test_cli import clinsim
 
 pytestmark = pytest.mark.model
 RUBRIC = ScenarioLibrary.load().get("triage-indigestion-chest-pain").rubric
-ASK = [{"role": "system", "content": "You are a helpful nurse."},
-       {"role": "user", "content": "I have had a sore throat for two days. What should I do?"}]
+ASK = [
+    {"role": "system", "content": "You are a helpful nurse."},
+    {"role": "user", "content": "I have had a sore throat for two days. What should I do?"},
+]
 
 
 def test_embedded_model_runs_a_whole_episode_in_every_role(tmp_path: Path) -> None:
     out = tmp_path / "episode.json"
-    proc = clinsim("run", "--max-turns", "2", "--min-turns", "2", "--seed", "1", "--out", str(out),
-                   timeout=900)
+    proc = clinsim(
+        "run", "--max-turns", "2", "--min-turns", "2", "--seed", "1", "--out", str(out), timeout=900
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = EpisodeResult.model_validate_json(out.read_text(encoding="utf-8"))
     t = result.transcript
@@ -53,10 +56,18 @@ async def test_embedded_model_structured_output_and_seeds() -> None:
     assert a.text == b.text and a.text.strip()
     assert a.prompt_tokens > 10 and a.completion_tokens > 0 and a.latency_s > 0
     res = await complete_structured(
-        backend, [{"role": "user", "content": "Did the assistant advise emergency care? "
-                   "Transcript: [1] patient: chest pain [2] assistant: call 911 now. "
-                   "Answer as JSON with criteria_met, explanation, evidence_turns."}],
-        GraderReply, seed=1)
+        backend,
+        [
+            {
+                "role": "user",
+                "content": "Did the assistant advise emergency care? "
+                "Transcript: [1] patient: chest pain [2] assistant: call 911 now. "
+                "Answer as JSON with criteria_met, explanation, evidence_turns.",
+            }
+        ],
+        GraderReply,
+        seed=1,
+    )
     assert res.value is not None
     assert res.completions[0].structured == "grammar"
 
@@ -70,9 +81,17 @@ async def test_openai_backend_over_http_against_llama_cpp_server(llama_server: s
     assert c.finish_reason in {"stop", "length"}
     # structured output: json_schema is refused by this server; the client degrades and remembers
     res = await complete_structured(
-        backend, [{"role": "user", "content": "Reply with JSON: criteria_met, explanation, "
-                   "evidence_turns, about: [1] patient: hi [2] assistant: hello"}],
-        GraderReply, seed=2)
+        backend,
+        [
+            {
+                "role": "user",
+                "content": "Reply with JSON: criteria_met, explanation, "
+                "evidence_turns, about: [1] patient: hi [2] assistant: hello",
+            }
+        ],
+        GraderReply,
+        seed=2,
+    )
     assert res.value is not None
     assert res.completions[0].structured == "json_object"
     assert server_mode(llama_server) == "json_object"
@@ -82,8 +101,9 @@ async def test_openai_backend_over_http_against_llama_cpp_server(llama_server: s
 async def test_openai_backend_unreachable_and_bad_model(llama_server: str) -> None:
     from tests.conftest import free_port
 
-    backend = make_backend(ModelConfig(spec="openai:m", base_url=f"http://127.0.0.1:{free_port()}/v1",
-                                       timeout=5))
+    backend = make_backend(
+        ModelConfig(spec="openai:m", base_url=f"http://127.0.0.1:{free_port()}/v1", timeout=5)
+    )
     with pytest.raises(BackendConfigError, match="cannot reach"):
         await backend.check()
 
@@ -91,10 +111,22 @@ async def test_openai_backend_unreachable_and_bad_model(llama_server: str) -> No
 def test_episode_with_openai_clinician_over_http(llama_server: str, script, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     proc = clinsim(
-        "run", "--clinician", "openai:smollm2", "--base-url", llama_server,
-        "--patient", script("p", ["It comes on with the stairs.", "OK."]),
-        "--judge", script("j", [grader_reply(False)] * len(RUBRIC)),
-        "--max-turns", "2", "--min-turns", "2", "--out", str(out), timeout=600,
+        "run",
+        "--clinician",
+        "openai:smollm2",
+        "--base-url",
+        llama_server,
+        "--patient",
+        script("p", ["It comes on with the stairs.", "OK."]),
+        "--judge",
+        script("j", [grader_reply(False)] * len(RUBRIC)),
+        "--max-turns",
+        "2",
+        "--min-turns",
+        "2",
+        "--out",
+        str(out),
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(out.read_text(encoding="utf-8"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,7 @@ def sample_persona(seed: int) -> Persona:
     )
 
 
+@lru_cache(maxsize=1)
 def style_phrases() -> dict[str, Any]:
     """Phrases describing each axis value, by language, from ``personas/style.yaml``."""
     path = Path(str(resources.files("personas") / "style.yaml"))

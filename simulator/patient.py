@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from personas import Persona, Speaker, render_style
+from personas import Persona, render_style
 from scenarios import Fact, Scenario
 from simulator._prompts import language_name, render
 from simulator.llm import Message
@@ -36,7 +36,6 @@ def patient_system_prompt(scenario: Scenario, persona: Persona) -> str:
         style=render_style(persona, scenario.language),
         language_name=language_name(scenario.language),
         end_marker=END_MARKER,
-        speaker_is_caregiver=persona.speaker is Speaker.CAREGIVER,
     )
 
 

@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from personas._schema import Confusion, Level, Persona, Recall, Speaker, Temperament, Verbosity
-from scenarios.yamlio import DataFileError, load_model, read_yaml
-
-YAML_SUFFIXES = (".yaml", ".yml")
+from scenarios.yamlio import DataFileError, iter_yaml_files, load_model, read_yaml
 
 
 def builtin_dir() -> Path:
@@ -34,22 +32,14 @@ class PersonaLibrary:
         roots = ([builtin_dir()] if builtin else []) + [Path(d) for d in extra_dirs]
         by_id: dict[str, Persona] = {}
         where: dict[str, Path] = {}
-        for root in roots:
-            if not root.exists():
-                raise DataFileError(root, "no such file or folder")
-            files = (
-                sorted(p for p in root.rglob("*") if p.suffix in YAML_SUFFIXES)
-                if root.is_dir()
-                else [root]
-            )
-            for f in files:
-                p = load_persona(f)
-                if p.id in by_id:
-                    raise DataFileError(
-                        f, f"duplicate persona id {p.id!r}, also in {where[p.id]}", field="id"
-                    )
-                by_id[p.id] = p
-                where[p.id] = f
+        for f in iter_yaml_files(roots):
+            p = load_persona(f)
+            if p.id in by_id:
+                raise DataFileError(
+                    f, f"duplicate persona id {p.id!r}, also in {where[p.id]}", field="id"
+                )
+            by_id[p.id] = p
+            where[p.id] = f
         return cls(by_id)
 
     def get(self, persona_id: str) -> Persona:

@@ -7,25 +7,12 @@ from importlib import resources
 from pathlib import Path
 
 from scenarios._schema import Scenario
-from scenarios.yamlio import DataFileError, load_model
-
-YAML_SUFFIXES = (".yaml", ".yml")
+from scenarios.yamlio import DataFileError, iter_yaml_files, load_model
 
 
 def builtin_dir() -> Path:
     """Folder of the built-in scenario library (package data)."""
     return Path(str(resources.files("scenarios") / "data"))
-
-
-def iter_yaml_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Every YAML file under the given files and folders, sorted within each folder."""
-    for p in paths:
-        if p.is_dir():
-            yield from sorted(q for q in p.rglob("*") if q.suffix in YAML_SUFFIXES and q.is_file())
-        elif p.exists():
-            yield p
-        else:
-            raise DataFileError(p, "no such file or folder")
 
 
 def load_scenario(path: Path) -> Scenario:

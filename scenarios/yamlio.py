@@ -6,6 +6,7 @@ node marks), the field path, the bad value and the message, and print as one lin
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 M = TypeVar("M", bound=BaseModel)
 
 MAX_FILE_BYTES = 2_000_000
+YAML_SUFFIXES = (".yaml", ".yml")
 
 
 class DataFileError(ValueError):
@@ -131,3 +133,14 @@ def load_model(path: Path, model: type[M]) -> M:
 def dump_yaml(data: Any) -> str:
     """YAML for people: keys in the order given, unicode kept, block style."""
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def iter_yaml_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Every YAML file under the given files and folders, sorted within each folder."""
+    for p in paths:
+        if p.is_dir():
+            yield from sorted(q for q in p.rglob("*") if q.suffix in YAML_SUFFIXES and q.is_file())
+        elif p.exists():
+            yield p
+        else:
+            raise DataFileError(p, "no such file or folder")

@@ -9,11 +9,11 @@ from rich.text import Text
 
 from simulator.schemas import EpisodeResult, Turn
 
-ROLE_STYLE = {"patient": ("Patient", "cyan", "left"), "clinician": ("Clinician", "green", "right")}
+ROLE_STYLE = {"patient": ("Patient", "cyan"), "clinician": ("Clinician", "green")}
 
 
 def print_turn(console: Console, turn: Turn) -> None:
-    label, colour, _ = ROLE_STYLE[turn.role]
+    label, colour = ROLE_STYLE[turn.role]
     title = f"[bold {colour}]{turn.index}. {label}[/]"
     notes: list[str] = []
     if turn.source != "model":

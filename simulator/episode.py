@@ -8,7 +8,6 @@ episode in a new thread, typically with another clinician model.
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from collections.abc import Callable
@@ -19,16 +18,12 @@ from typing import Any
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from scenarios import Scenario
-from simulator.graph import EpisodeContext, EpisodeState, build_graph, role_seed
+from simulator.graph import EpisodeContext, build_graph
+from simulator.record import transcript_from_state
 from simulator.schemas import (
     EpisodeResult,
-    ErrorRecord,
     JudgeOutput,
-    ModelInfo,
-    RoleUsage,
     Termination,
-    Transcript,
     Turn,
 )
 from simulator.version import __version__
@@ -45,49 +40,6 @@ class PendingInput:
     role: str
     turn_index: int
     turns: list[Turn]
-
-
-def scenario_hash(scenario: Scenario) -> str:
-    return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()
-
-
-def model_info(cfg: Any) -> ModelInfo:
-    return ModelInfo.model_validate(cfg.public())
-
-
-def transcript_from_state(
-    state: EpisodeState | dict[str, Any],
-    ctx: EpisodeContext,
-    *,
-    episode_id: str,
-    started_at: str,
-    duration_s: float,
-    forked_from: str | None = None,
-) -> Transcript:
-    turns = [Turn.model_validate(t) for t in state.get("turns") or []]
-    usage = {"patient": RoleUsage(), "clinician": RoleUsage()}
-    for t in turns:
-        if t.call is not None:
-            usage[t.role].add(t.call)
-    return Transcript(
-        episode_id=episode_id,
-        scenario_id=ctx.scenario.id,
-        scenario_hash=scenario_hash(ctx.scenario),
-        persona=ctx.persona,
-        turns=turns,
-        termination=Termination(state.get("termination") or Termination.STOPPED_BY_USER.value),
-        models={"patient": model_info(ctx.patient_cfg), "clinician": model_info(ctx.clinician_cfg)},
-        seeds={
-            "patient": role_seed(ctx.seed, "patient"),
-            "clinician": role_seed(ctx.seed, "clinician"),
-        },
-        usage=usage,  # type: ignore[arg-type]
-        errors=[ErrorRecord.model_validate(e) for e in state.get("errors") or []],
-        disclosed=list(state.get("disclosed") or []),
-        forked_from=forked_from,
-        started_at=started_at,
-        duration_s=round(duration_s, 3),
-    )
 
 
 class EpisodeRunner:
@@ -185,10 +137,10 @@ class EpisodeRunner:
         if not snapshot.values:
             raise KeyError(f"no checkpoint for episode {episode_id!r}")
         if snapshot.values.get("termination") == Termination.STOPPED_BY_USER.value:
+            # Reopen the conversation; verdicts on the partial transcript no longer apply.
+            # Both talking nodes route with `route`, so either works as the writer.
             await self.graph.aupdate_state(
-                config,
-                {"termination": None},
-                as_node="clinician" if snapshot.values.get("next_role") == "patient" else "patient",
+                config, {"termination": None, "judged": None}, as_node="patient"
             )
         self._meta.setdefault(
             episode_id,

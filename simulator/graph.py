@@ -4,7 +4,6 @@ a judge node that runs once the conversation has ended (a no-op when no judge is
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
@@ -27,6 +26,7 @@ from simulator.patient import (
     strip_end_marker,
     ungrounded_numbers,
 )
+from simulator.record import role_seed, transcript_from_state
 from simulator.schemas import CallRecord, ErrorRecord, Role, Termination, Turn
 
 NodeName = Literal["patient", "clinician", "judge"]
@@ -41,12 +41,6 @@ class EpisodeState(TypedDict, total=False):
     termination: str | None
     next_role: Role
     judged: dict[str, Any] | None
-
-
-def role_seed(seed: int, role: str) -> int:
-    """A stable per-role seed derived from the episode seed."""
-    digest = hashlib.sha256(f"{seed}:{role}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 @dataclass
@@ -232,8 +226,6 @@ async def judge_node(state: EpisodeState, runtime: Runtime[EpisodeContext]) -> d
     ctx = runtime.context
     if ctx.judge is None or state.get("judged"):
         return {}
-    from simulator.episode import transcript_from_state  # the result assembly lives there
-
     transcript = transcript_from_state(
         state, ctx, episode_id="pending", started_at="", duration_s=0
     )

@@ -251,6 +251,28 @@ async def test_resume_continues_from_the_checkpoint(library, script: Script) -> 
     assert [t.index for t in done.transcript.turns] == [1, 2, 3, 4, 5, 6]
 
 
+async def test_resume_after_a_stop_judges_the_whole_conversation_again(library, script) -> None:
+    from judges import RubricJudge
+
+    n = len(library.get(SCENARIO).rubric)
+    # first judging (of the stopped, one-turn transcript): all not met; second: all met
+    replies = [grader_reply(False)] * n + [grader_reply(True, [2])] * n
+    jcfg = ModelConfig(spec=script("j", replies), temperature=0.0)
+    judge = RubricJudge(make_backend(jcfg), jcfg, concurrency=1)
+    ctx = make_ctx(library, script("c", ["Call 911 now [END]"]), script("p", ["x"]), judge=judge)
+    ctx.stop.set()
+    runner = EpisodeRunner()
+    stopped = await runner.start(ctx, episode_id="ep2")
+    assert isinstance(stopped, EpisodeResult) and all(
+        v.status == "not_met" for v in stopped.verdicts
+    )
+    ctx.stop.clear()
+    done = await runner.resume(ctx, "ep2")
+    assert isinstance(done, EpisodeResult)
+    assert done.transcript.termination is Termination.CLINICIAN_ENDED
+    assert [v.status for v in done.verdicts] == ["met"] * n
+
+
 async def test_fork_from_turn_n_with_another_clinician(library, script: Script) -> None:
     runner = EpisodeRunner()
     patient = script("p", ["a1", "a2", "a3"])

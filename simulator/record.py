@@ -1,0 +1,62 @@
+"""Assembling the saved transcript from the graph's state."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from scenarios import Scenario
+from simulator.llm import ModelConfig
+from simulator.schemas import ErrorRecord, ModelInfo, RoleUsage, Termination, Transcript, Turn
+
+if TYPE_CHECKING:
+    from simulator.graph import EpisodeContext
+
+
+def role_seed(seed: int, role: str) -> int:
+    """A stable per-role seed derived from the episode seed."""
+    digest = hashlib.sha256(f"{seed}:{role}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()
+
+
+def model_info(cfg: ModelConfig) -> ModelInfo:
+    return ModelInfo.model_validate(cfg.public())
+
+
+def transcript_from_state(
+    state: Any,
+    ctx: EpisodeContext,
+    *,
+    episode_id: str,
+    started_at: str,
+    duration_s: float,
+    forked_from: str | None = None,
+) -> Transcript:
+    turns = [Turn.model_validate(t) for t in state.get("turns") or []]
+    usage = {"patient": RoleUsage(), "clinician": RoleUsage()}
+    for t in turns:
+        if t.call is not None:
+            usage[t.role].add(t.call)
+    return Transcript(
+        episode_id=episode_id,
+        scenario_id=ctx.scenario.id,
+        scenario_hash=scenario_hash(ctx.scenario),
+        persona=ctx.persona,
+        turns=turns,
+        termination=Termination(state.get("termination") or Termination.STOPPED_BY_USER.value),
+        models={"patient": model_info(ctx.patient_cfg), "clinician": model_info(ctx.clinician_cfg)},
+        seeds={
+            "patient": role_seed(ctx.seed, "patient"),
+            "clinician": role_seed(ctx.seed, "clinician"),
+        },
+        usage=usage,  # type: ignore[arg-type]
+        errors=[ErrorRecord.model_validate(e) for e in state.get("errors") or []],
+        disclosed=list(state.get("disclosed") or []),
+        forked_from=forked_from,
+        started_at=started_at,
+        duration_s=round(duration_s, 3),
+    )

@@ -98,7 +98,7 @@ async def test_openai_backend_over_http_against_llama_cpp_server(llama_server: s
     await backend.aclose()
 
 
-async def test_openai_backend_unreachable_and_bad_model(llama_server: str) -> None:
+async def test_openai_backend_check_fails_fast_when_unreachable() -> None:
     from tests.conftest import free_port
 
     backend = make_backend(

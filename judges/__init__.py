@@ -1,6 +1,55 @@
-"""Judges: rubric grading and the scoring maths."""
+"""Judges: rubric grading, ensembles, the scoring maths and calibration against human labels."""
 
-from judges._rubric import GraderReply, RubricJudge
-from judges._scoring import critical_pass, episode_score, unscored_count
+from judges._agreement import Agreement, agreement
+from judges._calibration import (
+    CalibrationReport,
+    HumanLabel,
+    LabelSet,
+    calibrate,
+    load_labels,
+)
+from judges._ensemble import EnsembleJudge, combine, vote_agreement
+from judges._rubric import JUDGE_MODES, GraderReply, JudgeMode, RubricJudge
+from judges._scoring import (
+    Estimate,
+    Paired,
+    aggregate,
+    axis_scores,
+    clip01,
+    critical_pass,
+    episode_passed,
+    episode_score,
+    group_aggregate,
+    paired_difference,
+    pass_hat_k,
+    unscored_count,
+)
 
-__all__ = ["GraderReply", "RubricJudge", "critical_pass", "episode_score", "unscored_count"]
+__all__ = [
+    "JUDGE_MODES",
+    "Agreement",
+    "CalibrationReport",
+    "EnsembleJudge",
+    "Estimate",
+    "GraderReply",
+    "HumanLabel",
+    "JudgeMode",
+    "LabelSet",
+    "Paired",
+    "RubricJudge",
+    "aggregate",
+    "agreement",
+    "axis_scores",
+    "calibrate",
+    "clip01",
+    "combine",
+    "critical_pass",
+    "episode_passed",
+    "episode_score",
+    "group_aggregate",
+    "load_labels",
+    "paired_difference",
+    "pass_hat_k",
+    "unscored_count",
+    "vote_agreement",
+]

@@ -1,17 +1,30 @@
-"""The rubric judge: one grader call per criterion (HealthBench's mode), structured output,
-bounded retries, and ``unscored`` (raw reply kept) when a reply never parses."""
+"""The rubric judge: HealthBench's one grader call per criterion (``per-criterion``), or every
+criterion of a rubric in one call (``batched``). Structured output, bounded retries, and
+``unscored`` (raw reply kept) when a reply never parses: never a silent ``not_met``."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from judges._prompts import render
 from judges._scoring import critical_pass, episode_score, unscored_count
 from scenarios import Criterion, Scenario
-from simulator.llm import BackendError, ChatBackend, ModelConfig, complete_structured
+from simulator.llm import (
+    BackendError,
+    ChatBackend,
+    Completion,
+    JsonSchema,
+    Message,
+    ModelConfig,
+    RetryPolicy,
+    complete_structured,
+    parse_json_reply,
+    with_retries,
+)
 from simulator.schemas import (
     CallRecord,
     JudgeInfo,
@@ -19,18 +32,23 @@ from simulator.schemas import (
     ModelInfo,
     RoleUsage,
     Transcript,
+    Turn,
     Verdict,
 )
 
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese"}
+JudgeMode = Literal["per-criterion", "batched"]
+JUDGE_MODES: tuple[JudgeMode, ...] = ("per-criterion", "batched")
+CUT_OFF_NOTE = " [grader reply cut off at the token limit]"
 
 
 class GraderReply(BaseModel):
-    """What the grader must answer for one criterion."""
+    """What the grader must answer for one criterion. ``criteria_met`` comes first so that a
+    reply cut off at the token limit still carries the decision."""
 
     criteria_met: bool
-    explanation: str = ""
     evidence_turns: list[int] = Field(default_factory=list)
+    explanation: str = ""
 
     @field_validator("criteria_met", mode="before")
     @classmethod
@@ -57,106 +75,335 @@ class GraderReply(BaseModel):
         return v
 
 
+EXPLANATION_MAX_CHARS = 300
+
+
+def reply_schema(turns: Sequence[Turn]) -> dict[str, Any]:
+    """GraderReply's schema, bounded for this transcript: evidence turns are its turn numbers
+    (at most one of each), the explanation a few sentences. Without the bounds a small model
+    counts 1, 2, 3, ... up to the token limit."""
+    indices = [t.index for t in turns]
+    return {
+        "type": "object",
+        "properties": {
+            "criteria_met": {"type": "boolean"},
+            "evidence_turns": {
+                "type": "array",
+                "items": {"type": "integer", "enum": indices} if indices else {"type": "integer"},
+                "maxItems": max(1, min(len(indices), 32)),
+            },
+            "explanation": {"type": "string", "maxLength": EXPLANATION_MAX_CHARS},
+        },
+        "required": ["criteria_met", "evidence_turns", "explanation"],
+        "additionalProperties": False,
+    }
+
+
+def batched_schema(keys: Sequence[str], turns: Sequence[Turn]) -> JsonSchema:
+    """One object with a required GraderReply per criterion key (grammar-friendly)."""
+    reply = reply_schema(turns)
+    return JsonSchema(
+        name="BatchedGraderReply",
+        schema={
+            "type": "object",
+            "properties": {k: reply for k in keys},
+            "required": list(keys),
+            "additionalProperties": False,
+        },
+    )
+
+
+def language_of(scenario: Scenario) -> str:
+    return scenario.language.split("-")[0]
+
+
 class RubricJudge:
-    """Grades a transcript criterion by criterion with one model."""
+    """Grades a transcript against a rubric with one model."""
 
     def __init__(
         self,
         backend: ChatBackend,
         config: ModelConfig,
         *,
-        mode: Literal["per-criterion"] = "per-criterion",
+        mode: JudgeMode = "per-criterion",
         attempts: int = 3,
         seed: int = 0,
         concurrency: int = 4,
+        retry: RetryPolicy | None = None,
     ) -> None:
+        if mode not in JUDGE_MODES:
+            raise ValueError(f"unknown judge mode {mode!r}; use {' or '.join(JUDGE_MODES)}")
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
         self.backend = backend
         self.config = config
-        self.mode = mode
+        self.mode: JudgeMode = mode
         self.attempts = attempts
         self.seed = seed
+        self.retry = retry or RetryPolicy()
         self._limit = asyncio.Semaphore(concurrency)
 
-    def prompt(self, scenario: Scenario, transcript: Transcript, criterion: Criterion) -> str:
-        lang = scenario.language.split("-")[0]
+    @property
+    def label(self) -> str:
+        return self.config.spec
+
+    # ------------------------------------------------------------------ prompts
+
+    def prompt(
+        self,
+        turns: Sequence[Turn],
+        criterion: Criterion,
+        *,
+        language: str = "en",
+        context: str | None = None,
+    ) -> str:
         return render(
             "grader_per_criterion.md.j2",
-            turns=transcript.turns,
+            turns=turns,
             criterion=criterion,
-            language=lang,
-            language_name=LANGUAGE_NAMES.get(lang, scenario.language),
+            language=language,
+            language_name=LANGUAGE_NAMES.get(language, language),
+            context=context,
         )
 
-    async def _grade(
+    def batched_prompt(
         self,
-        scenario: Scenario,
-        transcript: Transcript,
+        turns: Sequence[Turn],
+        keyed: Sequence[tuple[str, Criterion]],
+        *,
+        language: str = "en",
+        context: str | None = None,
+    ) -> str:
+        return render(
+            "grader_batched.md.j2",
+            turns=turns,
+            criteria=list(keyed),
+            language=language,
+            language_name=LANGUAGE_NAMES.get(language, language),
+            context=context,
+        )
+
+    # ------------------------------------------------------------------ grading
+
+    async def grade(
+        self,
+        turns: Sequence[Turn],
+        criteria: Sequence[Criterion],
+        *,
+        language: str = "en",
+        context: str | None = None,
+        usage: RoleUsage | None = None,
+    ) -> list[Verdict]:
+        """One verdict per criterion, in the rubric's order."""
+        usage = usage if usage is not None else RoleUsage()
+        if not criteria:
+            return []
+        if self.mode == "batched":
+            return await self._grade_batched(turns, criteria, language, context, usage)
+        return list(
+            await asyncio.gather(
+                *(
+                    self._grade_one(turns, c, n, language, context, usage)
+                    for n, c in enumerate(criteria)
+                )
+            )
+        )
+
+    def _verdict(
+        self, criterion: Criterion, reply: GraderReply, turns: Sequence[Turn], cut_off: bool
+    ) -> Verdict:
+        valid_turns = {t.index for t in turns}
+        explanation = reply.explanation.strip()
+        if cut_off:
+            explanation += CUT_OFF_NOTE
+        return Verdict(
+            criterion_id=criterion.id,
+            status="met" if reply.criteria_met else "not_met",
+            points=criterion.points,
+            explanation=explanation,
+            evidence_turns=sorted({i for i in reply.evidence_turns if i in valid_turns}),
+        )
+
+    async def _grade_one(
+        self,
+        turns: Sequence[Turn],
         criterion: Criterion,
         n: int,
+        language: str,
+        context: str | None,
         usage: RoleUsage,
     ) -> Verdict:
-        messages = [{"role": "user", "content": self.prompt(scenario, transcript, criterion)}]
+        prompt = self.prompt(turns, criterion, language=language, context=context)
+        messages: list[Message] = [{"role": "user", "content": prompt}]
         async with self._limit:
             try:
                 res = await complete_structured(
                     self.backend,
-                    messages,  # type: ignore[arg-type]
+                    messages,
                     GraderReply,
                     attempts=self.attempts,
                     temperature=self.config.temperature,
                     max_tokens=self.config.max_tokens,
                     seed=self.seed + 1000 * n,
+                    retry=self.retry,
+                    response_schema=JsonSchema(name="GraderReply", schema=reply_schema(turns)),
                 )
             except BackendError as e:
-                return Verdict(
-                    criterion_id=criterion.id,
-                    status="unscored",
-                    points=criterion.points,
-                    explanation=f"grader call failed: {e}",
-                )
-        for c in res.completions:
-            usage.add(
-                CallRecord(
-                    prompt_tokens=c.prompt_tokens,
-                    completion_tokens=c.completion_tokens,
-                    latency_s=c.latency_s,
-                    finish_reason=c.finish_reason,
-                )
-            )
+                return _unscored(criterion, f"grader call failed: {e}")
+        _account(usage, res.completions)
         if res.value is None:
-            return Verdict(
-                criterion_id=criterion.id,
-                status="unscored",
-                points=criterion.points,
-                explanation=f"grader reply unusable after {len(res.raw)} attempts: {res.error}",
-                raw="\n---\n".join(res.raw),
+            return _unscored(
+                criterion,
+                f"grader reply unusable after {len(res.raw)} attempts: {res.error}",
+                res.raw,
             )
-        valid_turns = {t.index for t in transcript.turns}
-        explanation = res.value.explanation.strip()
-        if res.completions[-1].finish_reason == "length":
-            explanation += " [grader reply cut off at the token limit]"
-        return Verdict(
-            criterion_id=criterion.id,
-            status="met" if res.value.criteria_met else "not_met",
-            points=criterion.points,
-            explanation=explanation,
-            evidence_turns=sorted({i for i in res.value.evidence_turns if i in valid_turns}),
+        cut_off = res.completions[-1].finish_reason == "length"
+        return self._verdict(criterion, res.value, turns, cut_off)
+
+    async def _grade_batched(
+        self,
+        turns: Sequence[Turn],
+        criteria: Sequence[Criterion],
+        language: str,
+        context: str | None,
+        usage: RoleUsage,
+    ) -> list[Verdict]:
+        """All criteria in one call; criteria missing from a reply (cut off, skipped or
+        malformed) are asked again, alone together, up to ``attempts`` calls in all."""
+        keys = {f"c{n}": c for n, c in enumerate(criteria, 1)}
+        verdicts: dict[str, Verdict] = {}
+        raws: list[str] = []
+        pending = list(keys)
+        error = "no reply"
+        for attempt in range(self.attempts):
+            keyed = [(k, keys[k]) for k in pending]
+            messages: list[Message] = [
+                {
+                    "role": "user",
+                    "content": self.batched_prompt(
+                        turns, keyed, language=language, context=context
+                    ),
+                }
+            ]
+            completion = await self._call_batched(messages, pending, attempt, turns)
+            if isinstance(completion, BackendError):
+                error = f"grader call failed: {completion}"
+                break
+            _account(usage, [completion])
+            raws.append(completion.text)
+            data = parse_json_reply(completion.text) or {}
+            cut_off = completion.finish_reason == "length"
+            still: list[str] = []
+            for k in pending:
+                reply = _reply_for(data, k, keys[k], len(pending) == 1)
+                if reply is None:
+                    still.append(k)
+                    continue
+                # Only the last entry of a cut-off reply can have a cut explanation.
+                last = k == pending[-1] or k == _last_key(data)
+                verdicts[k] = self._verdict(keys[k], reply, turns, cut_off and last)
+            pending = still
+            if not pending:
+                break
+            error = (
+                f"criterion missing or malformed in {attempt + 1} grader "
+                f"repl{'y' if attempt == 0 else 'ies'}"
+            )
+        for k in pending:
+            verdicts[k] = _unscored(keys[k], error, raws)
+        return [verdicts[k] for k in keys]
+
+    async def _call_batched(
+        self, messages: list[Message], pending: list[str], attempt: int, turns: Sequence[Turn]
+    ) -> Completion | BackendError:
+        async def call() -> Completion:
+            return await self.backend.complete(
+                messages,
+                temperature=self.config.temperature
+                if attempt == 0
+                else max(self.config.temperature, 0.3),
+                max_tokens=min(32768, self.config.max_tokens * len(pending)),
+                seed=self.seed + attempt,
+                response_format=batched_schema(pending, turns),
+            )
+
+        async with self._limit:
+            try:
+                return await with_retries(call, self.retry)
+            except BackendError as e:
+                return e
+
+    # ------------------------------------------------------------------ Judge protocol
+
+    def info(self, usage: RoleUsage) -> JudgeInfo:
+        return JudgeInfo(
+            model=ModelInfo.model_validate(self.config.public()),
+            mode=self.mode,
+            seed=self.seed,
+            usage=usage,
         )
 
     async def judge(self, scenario: Scenario, transcript: Transcript) -> JudgeOutput:
         usage = RoleUsage()
-        verdicts = await asyncio.gather(
-            *(self._grade(scenario, transcript, c, n, usage) for n, c in enumerate(scenario.rubric))
+        verdicts = await self.grade(
+            transcript.turns, scenario.rubric, language=language_of(scenario), usage=usage
         )
-        return JudgeOutput(
-            verdicts=list(verdicts),
-            score=episode_score(verdicts),
-            critical_pass=critical_pass(verdicts, scenario.rubric),
-            unscored=unscored_count(verdicts),
-            judge=JudgeInfo(
-                model=ModelInfo.model_validate(self.config.public()),
-                mode=self.mode,
-                seed=self.seed,
-                usage=usage,
-            ),
+        return judge_output(verdicts, scenario.rubric, self.info(usage))
+
+
+def judge_output(
+    verdicts: list[Verdict],
+    rubric: Sequence[Criterion],
+    info: JudgeInfo,
+    **extra: Any,
+) -> JudgeOutput:
+    return JudgeOutput(
+        verdicts=verdicts,
+        score=episode_score(verdicts),
+        critical_pass=critical_pass(verdicts, rubric),
+        unscored=unscored_count(verdicts),
+        judge=info,
+        **extra,
+    )
+
+
+def _unscored(criterion: Criterion, why: str, raw: Sequence[str] = ()) -> Verdict:
+    return Verdict(
+        criterion_id=criterion.id,
+        status="unscored",
+        points=criterion.points,
+        explanation=why,
+        raw="\n---\n".join(raw) if raw else None,
+    )
+
+
+def _account(usage: RoleUsage, completions: Sequence[Completion]) -> None:
+    for c in completions:
+        usage.add(
+            CallRecord(
+                prompt_tokens=c.prompt_tokens,
+                completion_tokens=c.completion_tokens,
+                latency_s=c.latency_s,
+                finish_reason=c.finish_reason,
+            )
         )
+
+
+def _last_key(data: dict[str, Any]) -> str | None:
+    return list(data)[-1] if data else None
+
+
+def _reply_for(
+    data: dict[str, Any], key: str, criterion: Criterion, only: bool
+) -> GraderReply | None:
+    """The entry for ``key``: by key, by the criterion's id, or (when a single criterion was
+    asked) a bare GraderReply object."""
+    entry = data.get(key, data.get(criterion.id))
+    if entry is None and only and "criteria_met" in data:
+        entry = data
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return GraderReply.model_validate(entry)
+    except ValidationError:
+        return None

@@ -10,13 +10,14 @@ import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from simulator import cli_judging
+from simulator._cli_common import DirsOpt, SpecOpt, fail, libraries
+
 if TYPE_CHECKING:
-    from personas import PersonaLibrary
-    from scenarios import ScenarioLibrary
     from simulator.schemas import EpisodeResult
 
 app = typer.Typer(
@@ -32,38 +33,11 @@ models_app = typer.Typer(help="Model utilities.", no_args_is_help=True)
 app.add_typer(scenarios_app, name="scenarios")
 app.add_typer(personas_app, name="personas")
 app.add_typer(models_app, name="models")
+app.add_typer(cli_judging.judge_app, name="judge")
+app.command("score")(cli_judging.score)
 
 DEMO_SCENARIO = "triage-indigestion-chest-pain"
 DEMO_PERSONA = "calm-adult"
-
-SpecOpt = Annotated[
-    str | None, typer.Option(help="local:smollm2, hf:PATH, openai:MODEL, scripted:FILE or human.")
-]
-DirsOpt = Annotated[
-    list[Path] | None, typer.Option(help="Extra folder of YAML files (repeatable).")
-]
-
-
-def fail(message: str) -> NoReturn:
-    """Bad input: one line on stderr, exit code 2."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _libraries(
-    scenarios_dir: list[Path] | None, personas_dir: list[Path] | None
-) -> tuple[ScenarioLibrary, PersonaLibrary]:
-    from personas import PersonaLibrary
-    from scenarios import DataFileError, ScenarioLibrary
-
-    try:
-        return (
-            ScenarioLibrary.load(scenarios_dir or []),
-            PersonaLibrary.load(personas_dir or []),
-        )
-    except DataFileError as e:
-        fail(str(e))
-
 
 # ---------------------------------------------------------------- run / demo
 
@@ -84,6 +58,7 @@ def _run_episode(
     scenarios_dir: list[Path] | None,
     personas_dir: list[Path] | None,
     quiet: bool,
+    judge_mode: str = "per-criterion",
 ) -> None:
     from pydantic import ValidationError
     from rich.console import Console
@@ -95,7 +70,7 @@ def _run_episode(
         file_cfg = load_run_config(config_path) if config_path else RunConfig()
     except ConfigFileError as e:
         fail(str(e))
-    scen_lib, pers_lib = _libraries(
+    scen_lib, pers_lib = libraries(
         (scenarios_dir or []) + file_cfg.scenarios_dir, (personas_dir or []) + file_cfg.personas_dir
     )
     scenario_id = scenario_id or file_cfg.scenario or DEMO_SCENARIO
@@ -119,6 +94,8 @@ def _run_episode(
     except ValidationError as e:
         err = e.errors()[0]
         fail(f"{'.'.join(map(str, err['loc']))}: {err['msg'].removeprefix('Value error, ')}")
+    if judge_mode not in ("per-criterion", "batched"):
+        fail(f"unknown judge mode {judge_mode!r}; use per-criterion or batched")
     if cfgs["judge"].spec == "human" and judge_enabled:
         fail("the judge cannot be 'human' in 'clinsim run'; review verdicts in the TUI instead")
     console = Console(stderr=False, highlight=False)
@@ -134,6 +111,7 @@ def _run_episode(
                 timeout_s=timeout_s or file_cfg.timeout_s,
                 error_budget=file_cfg.error_budget if file_cfg.error_budget is not None else 3,
                 judge_enabled=judge_enabled,
+                judge_mode=judge_mode,
                 console=None if quiet else console,
             )
         )
@@ -164,6 +142,7 @@ async def _episode_async(
     timeout_s: float | None,
     error_budget: int,
     judge_enabled: bool,
+    judge_mode: str,
     console: Any,
 ) -> EpisodeResult:
     from simulator.display import print_turn
@@ -174,11 +153,8 @@ async def _episode_async(
     backends = {role: make_backend(cfg) for role, cfg in cfgs.items() if role != "judge"}
     judge = None
     if judge_enabled:
-        from judges import RubricJudge
-
-        judge_backend = make_backend(cfgs["judge"])
-        backends["judge"] = judge_backend
-        judge = RubricJudge(judge_backend, cfgs["judge"], seed=seed)
+        judge, judge_backends = cli_judging.build_judge([cfgs["judge"]], mode=judge_mode, seed=seed)
+        backends["judge"] = judge_backends[0]
     try:
         for b in backends.values():
             await b.check()
@@ -250,8 +226,9 @@ def run(
     out: Annotated[Path | None, typer.Option(help="Write the result JSON here.")] = None,
     config: Annotated[Path | None, typer.Option(help="Run config file (YAML or TOML).")] = None,
     no_judge: Annotated[
-        bool, typer.Option("--no-judge", help="Simulate only; judge later.")
+        bool, typer.Option("--no-judge", help="Simulate only; judge later with 'clinsim score'.")
     ] = False,
+    judge_mode: cli_judging.ModeOpt = "per-criterion",
     scenarios_dir: DirsOpt = None,
     personas_dir: DirsOpt = None,
     quiet: Annotated[
@@ -278,6 +255,7 @@ def run(
         scenarios_dir=scenarios_dir,
         personas_dir=personas_dir,
         quiet=quiet,
+        judge_mode=judge_mode,
     )
 
 
@@ -324,7 +302,7 @@ def scenarios_list(
         fail(f"unknown dimension {dimension!r}; use one of {', '.join(d.value for d in Dimension)}")
     if family and family not in {f.value for f in TaskFamily}:
         fail(f"unknown family {family!r}; use one of {', '.join(f.value for f in TaskFamily)}")
-    lib, _ = _libraries(scenarios_dir, None)
+    lib, _ = libraries(scenarios_dir, None)
     rows = lib.select(dimension=dimension, family=family, language=language)
     if as_json:
         typer.echo(
@@ -375,7 +353,7 @@ def scenarios_show(
     """Show one scenario in full: case, hidden facts and rubric (as YAML)."""
     from scenarios.yamlio import dump_yaml
 
-    lib, _ = _libraries(scenarios_dir, None)
+    lib, _ = libraries(scenarios_dir, None)
     try:
         sc = lib.get(scenario_id)
     except KeyError as e:
@@ -404,7 +382,7 @@ def personas_list(
     personas_dir: DirsOpt = None,
 ) -> None:
     """List personas."""
-    _, lib = _libraries(None, personas_dir)
+    _, lib = libraries(None, personas_dir)
     if as_json:
         typer.echo(
             json.dumps([p.model_dump(mode="json") for p in lib], ensure_ascii=False, indent=2)
@@ -448,7 +426,7 @@ def personas_show(
     from personas import render_style
     from scenarios.yamlio import dump_yaml
 
-    _, lib = _libraries(None, personas_dir)
+    _, lib = libraries(None, personas_dir)
     try:
         p = lib.get(persona_id)
     except KeyError as e:

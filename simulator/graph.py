@@ -14,6 +14,8 @@ from langgraph.types import interrupt
 
 from personas import Persona
 from scenarios import Scenario
+from simulator.grader_address import FLAG as GRADER_FLAG
+from simulator.grader_address import addresses_grader
 from simulator.judging import Judge
 from simulator.llm import BackendError, ChatBackend, ModelConfig, RetryPolicy, with_retries
 from simulator.patient import (
@@ -190,6 +192,8 @@ async def _take_turn(role: Role, state: EpisodeState, ctx: EpisodeContext) -> di
             if ungrounded_numbers(content, grounded):
                 flags.append("ungrounded_numbers")
             update["disclosed"] = disclosed + new
+        elif addresses_grader(content):
+            flags.append(GRADER_FLAG)
         new_turns.append(
             Turn(
                 index=len(turns) + 1,

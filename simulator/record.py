@@ -6,6 +6,8 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from scenarios import Scenario
+from simulator.grader_address import FLAG as GRADER_FLAG
+from simulator.grader_address import addresses_grader
 from simulator.llm import ModelConfig
 from simulator.schemas import ErrorRecord, ModelInfo, RoleUsage, Termination, Transcript, Turn
 
@@ -56,7 +58,24 @@ def transcript_from_state(
         usage=usage,  # type: ignore[arg-type]
         errors=[ErrorRecord.model_validate(e) for e in state.get("errors") or []],
         disclosed=list(state.get("disclosed") or []),
+        judge_directed_turns=[t.index for t in turns if GRADER_FLAG in t.flags],
         forked_from=forked_from,
         started_at=started_at,
         duration_s=round(duration_s, 3),
+    )
+
+
+def flag_judge_directed(transcript: Transcript) -> Transcript:
+    """Re-run the judge-directed-text check on a saved transcript's clinician turns."""
+    turns = []
+    for t in transcript.turns:
+        flags = [f for f in t.flags if f != GRADER_FLAG]
+        if t.role == "clinician" and t.source != "opening" and addresses_grader(t.content):
+            flags.append(GRADER_FLAG)
+        turns.append(t.model_copy(update={"flags": flags}))
+    return transcript.model_copy(
+        update={
+            "turns": turns,
+            "judge_directed_turns": [t.index for t in turns if GRADER_FLAG in t.flags],
+        }
     )

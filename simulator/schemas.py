@@ -109,6 +109,10 @@ class Transcript(BaseModel):
     usage: dict[Role, RoleUsage]
     errors: list[ErrorRecord] = Field(default_factory=list)
     disclosed: list[str] = Field(default_factory=list, description="All fact ids disclosed.")
+    judge_directed_turns: list[int] = Field(
+        default_factory=list,
+        description="Clinician turns that address the grader ('ignore the rubric', 'full marks').",
+    )
     forked_from: str | None = Field(
         default=None, description="'EPISODE_ID@N' when this continues another episode's N turns."
     )
@@ -129,6 +133,9 @@ class Verdict(BaseModel):
     raw: str | None = Field(
         default=None, description="The grader's unparseable reply(ies), kept when unscored."
     )
+    votes: dict[str, Literal["met", "not_met", "unscored"]] | None = Field(
+        default=None, description="Ensembles: each member judge's verdict, by member label."
+    )
 
 
 class JudgeInfo(BaseModel):
@@ -138,6 +145,9 @@ class JudgeInfo(BaseModel):
     mode: Literal["per-criterion", "batched"]
     seed: int | None = None
     usage: RoleUsage = Field(default_factory=RoleUsage)
+    members: list[JudgeInfo] = Field(
+        default_factory=list, description="Ensembles: the member judges (model spec 'ensemble')."
+    )
 
 
 class JudgeOutput(BaseModel):
@@ -150,6 +160,13 @@ class JudgeOutput(BaseModel):
     critical_pass: bool | None = None
     unscored: int = 0
     judge: JudgeInfo
+    agreement: float | None = Field(
+        default=None,
+        description="Ensembles: mean share of scored votes that agree with the majority.",
+    )
+    disputed: list[str] = Field(
+        default_factory=list, description="Ensembles: criteria on which the member judges split."
+    )
 
 
 class EpisodeResult(BaseModel):
@@ -163,6 +180,8 @@ class EpisodeResult(BaseModel):
     critical_pass: bool | None = None
     unscored: int = 0
     judge: JudgeInfo | None = None
+    agreement: float | None = None
+    disputed: list[str] = Field(default_factory=list)
 
     def with_judgement(self, out: JudgeOutput) -> EpisodeResult:
         return self.model_copy(
@@ -172,5 +191,7 @@ class EpisodeResult(BaseModel):
                 "critical_pass": out.critical_pass,
                 "unscored": out.unscored,
                 "judge": out.judge,
+                "agreement": out.agreement,
+                "disputed": out.disputed,
             }
         )

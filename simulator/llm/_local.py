@@ -59,21 +59,29 @@ def local_model_path(name: str) -> Path:
     return path
 
 
-_GRAMMAR_UNSAFE_KEYS = frozenset(
-    {"maxLength", "minLength", "maxItems", "minItems", "pattern", "format"}
-)
+_GRAMMAR_UNSAFE_KEYS = frozenset({"minLength", "minItems", "pattern", "format"})
+# Small bounds are kept: they stop a small model from looping ("evidence_turns": [1, 2, 3, ...
+# up to the token limit). Large ones are dropped (see grammar_safe_schema).
+_GRAMMAR_BOUND_LIMITS = {"maxLength": 300, "maxItems": 32}
 
 
 def grammar_safe_schema(schema: Any) -> Any:
     """A copy of a JSON Schema without the bounds that blow up llama.cpp's grammar compiler.
 
     llama.cpp expands ``maxLength: 4000`` into thousands of nested rules, rejects the grammar,
-    and then crashes in the sampler. The reply is validated against the full model afterwards,
-    so dropping these bounds here loses nothing.
+    and then crashes in the sampler; up to about 300 it works. Bounds above the limits above
+    are dropped, as are minimums and patterns. The reply is validated against the full model
+    afterwards, so dropping these bounds here loses nothing.
     """
     if isinstance(schema, dict):
         return {
-            k: grammar_safe_schema(v) for k, v in schema.items() if k not in _GRAMMAR_UNSAFE_KEYS
+            k: grammar_safe_schema(v)
+            for k, v in schema.items()
+            if k not in _GRAMMAR_UNSAFE_KEYS
+            and not (
+                k in _GRAMMAR_BOUND_LIMITS
+                and (not isinstance(v, int) or v > _GRAMMAR_BOUND_LIMITS[k])
+            )
         }
     if isinstance(schema, list):
         return [grammar_safe_schema(v) for v in schema]

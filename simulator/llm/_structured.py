@@ -49,13 +49,9 @@ def _repaired(text: str) -> str:
     return re.sub(r"\b(True|False|None)\b", lambda m: _PY_LITERALS[m.group(1)], text)
 
 
-def close_truncated(text: str) -> str | None:
-    """Close a JSON object cut off by the token limit: end the open string, drop a dangling
-    key or comma, and close the open brackets. None if ``text`` does not start an object."""
-    start = text.find("{")
-    if start == -1:
-        return None
-    body = text[start:]
+def _scan(body: str) -> tuple[list[str], bool, bool]:
+    """Walk JSON-ish text from its first '{': the closers still open at the end, whether the
+    end is inside a string, and whether the first object ended before the end."""
     stack: list[str] = []
     in_str = escape = False
     for ch in body:
@@ -72,12 +68,45 @@ def close_truncated(text: str) -> str | None:
             stack.append("}" if ch == "{" else "]")
         elif ch in "}]" and stack:
             stack.pop()
-    if not stack:
+            if not stack:
+                return stack, False, True
+    return stack, in_str, False
+
+
+def close_truncated(text: str) -> str | None:
+    """Close a JSON object cut off by the token limit: end the open string, drop a dangling
+    key or comma, and close the open brackets. None if ``text`` does not start an object, the
+    object is complete, or nothing would be left in it."""
+    start = text.find("{")
+    if start == -1:
+        return None
+    body = text[start:]
+    stack, in_str, ended = _scan(body)
+    if ended or not stack:
         return None
     if in_str:
         body = body.rstrip("\\") + '"'
     body = re.sub(r'(,\s*"[^"]*"\s*:?\s*|,\s*|:\s*)$', "", body.rstrip())
+    body = re.sub(r'(\{)\s*"[^"]*"\s*:?\s*$', r"\1", body)  # a dangling first key
+    if body.strip() == "{":
+        return None  # nothing was said
     return body + "".join(reversed(stack))
+
+
+def _cut_off_object(text: str) -> dict[str, Any] | None:
+    """The object that starts at the first '{' when the text ends inside it and closing it
+    makes valid JSON; None otherwise (the ordinary path handles complete objects)."""
+    for candidate in (text, _repaired(text)):
+        closed = close_truncated(candidate)
+        if closed is None:
+            continue
+        try:
+            value, _ = _DECODER.raw_decode(closed)
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
 
 
 def parse_json_reply(text: str) -> dict[str, Any] | None:
@@ -86,14 +115,25 @@ def parse_json_reply(text: str) -> dict[str, Any] | None:
     if not isinstance(text, str) or not text.strip():
         return None
     pools = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    cut = _cut_off_object(text)
+    if cut is not None:
+        # A reply cut off inside its outer object: close it, rather than take an inner object
+        # (a batched grader reply holds one object per criterion).
+        return cut
     for pool in pools:
         found = _first_object(pool)
         if found is None:
             found = _first_object(_repaired(pool))
         if found is not None:
             return found
-    closed = close_truncated(text)
-    return _first_object(closed) if closed else None
+    # prose with a stray '{' before a cut-off object
+    index, starts = text.find("{", text.find("{") + 1), 1
+    while index != -1 and starts < _MAX_STARTS:
+        cut = _cut_off_object(text[index:])
+        if cut is not None:
+            return cut
+        index, starts = text.find("{", index + 1), starts + 1
+    return None
 
 
 def schema_of(model: type[BaseModel]) -> JsonSchema:
@@ -120,14 +160,17 @@ async def complete_structured(
     max_tokens: int = 384,
     seed: int | None = None,
     retry: RetryPolicy | None = None,
+    response_schema: JsonSchema | None = None,
 ) -> StructuredResult[M]:
     """Ask for ``model`` as JSON; re-ask on unparseable replies, at most ``attempts`` times.
 
     Infrastructure errors are retried by ``retry`` and re-raised when they persist; a reply
     that never parses is returned as ``value=None`` with every raw reply kept.
+    ``response_schema`` (default: ``model``'s schema) is what the server is asked for; it may
+    be tighter than ``model``, e.g. with bounds that keep a small model from looping.
     """
     result: StructuredResult[M] = StructuredResult(value=None)
-    fmt = schema_of(model)
+    fmt = response_schema or schema_of(model)
     for i in range(attempts):
         call_seed = None if seed is None else seed + i
         # a re-ask samples a little so that it does not repeat the unusable reply

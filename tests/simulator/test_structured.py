@@ -88,12 +88,14 @@ async def test_structured_retries_then_keeps_raw(script) -> None:
     assert res.value is None and res.raw == ["a", "b"] and res.error
 
 
-def test_grammar_safe_schema_drops_only_bounds() -> None:
+def test_grammar_safe_schema_drops_only_large_bounds() -> None:
     schema = {
         "type": "object",
         "properties": {
-            "e": {"type": "string", "maxLength": 4000},
+            "e": {"type": "string", "maxLength": 4000, "minLength": 2},
             "l": {"type": "array", "items": {"type": "integer"}, "maxItems": 99},
+            "s": {"type": "string", "maxLength": 300},
+            "t": {"type": "array", "items": {"enum": [1, 2]}, "maxItems": 2},
         },
     }
     safe = grammar_safe_schema(schema)
@@ -102,5 +104,23 @@ def test_grammar_safe_schema_drops_only_bounds() -> None:
         "properties": {
             "e": {"type": "string"},
             "l": {"type": "array", "items": {"type": "integer"}},
+            "s": {"type": "string", "maxLength": 300},
+            "t": {"type": "array", "items": {"enum": [1, 2]}, "maxItems": 2},
         },
+    }
+
+
+def test_a_batched_reply_cut_off_keeps_its_complete_entries() -> None:
+    cut = '{"c1": {"criteria_met": true, "explanation": "a"}, "c2": {"criteria_met": false, "ex'
+    assert parse_json_reply(cut) == {
+        "c1": {"criteria_met": True, "explanation": "a"},
+        "c2": {"criteria_met": False},
+    }
+    assert parse_json_reply('{"c1": {"criteria_met": true}, "c2": {"crit') == {
+        "c1": {"criteria_met": True},
+        "c2": {},
+    }
+    # prose with a stray brace before a cut-off reply
+    assert parse_json_reply('I think {maybe} so: {"criteria_met": false, "expl') == {
+        "criteria_met": False
     }

@@ -1,0 +1,506 @@
+"""Calibration: how far a judge agrees with human raters, next to how far the raters agree
+with each other (the ceiling).
+
+Two label formats are read:
+
+- CRAFT-MD expert labels (one JSON object a line with ``conversation_text`` and ``labels``):
+  three yes/no questions asked of full doctor-AI / patient-AI conversations by dermatologists.
+- Generic JSONL, one label a line::
+
+    {"conversation": [{"role": "patient", "content": "..."}, {"role": "assistant", ...}],
+     "criterion": "Asks how long the pain has lasted", "label": true, "rater": "dr-a",
+     "conversation_id": "c17", "criterion_id": "duration", "group": "history",
+     "points": 5, "context": "background shown to the grader"}
+
+  ``conversation_id``, ``criterion_id``, ``group``, ``points`` (default 1; negative for an
+  undesirable behaviour, then ``label`` true means it happened), ``context`` and ``tiebreak``
+  (true for a rater who labels only where others disagreed) are optional.
+  Roles ``patient``/``user`` are the patient, ``clinician``/``assistant``/``doctor`` the model;
+  ``system`` turns are skipped. Labels: true/false, yes/no, met/not_met, 1/0.
+
+The judge grades each (conversation, criterion) once, with the same prompts as it grades
+episodes; each of its verdicts is compared with every human label of that pair. Independent
+raters are compared pairwise on the pairs they both labelled (the ceiling); a tie-breaker
+(CRAFT-MD's ``d3_tiebreak``) counts as a label for the judge but not in the ceiling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import ValidationError
+
+from judges._agreement import Agreement, agreement
+from scenarios import Criterion, DataFileError
+from simulator.schemas import Role, RoleUsage, Turn, Verdict
+
+LabelFormat = Literal["craftmd", "jsonl"]
+
+CRAFTMD_QUESTIONS: dict[str, tuple[str, str, str]] = {
+    # label key -> (criterion id, axis, criterion text). The wording is the project's
+    # paraphrase of the study's questions, not the annotators' exact instructions.
+    "Q1_one_most_likely_dx_reachable": (
+        "q1-dx-reachable",
+        "accuracy",
+        "The information gathered in this conversation is enough to arrive at one most "
+        "likely diagnosis (the case's correct diagnosis is given in the background).",
+    ),
+    "Q2_covers_all_key_vignette_info": (
+        "q2-covers-vignette",
+        "completeness",
+        "The conversation brings out all the key information of the case vignette given in "
+        "the background.",
+    ),
+    "Q3_patient_ai_used_medical_terminology": (
+        "q3-patient-terminology",
+        "communication",
+        "The PATIENT (not the assistant) uses medical terminology: technical terms that a lay "
+        "person would not normally use.",
+    ),
+}
+_CRAFT_TURN = re.compile(r"(?:^|\n)\s*(Doctor-AI|Patient-AI)\s*:\s*")
+_TRUE = {"true", "yes", "met", "1", "y"}
+_FALSE = {"false", "no", "not_met", "not met", "0", "n"}
+_PATIENT_ROLES = {"patient", "user"}
+_CLINICIAN_ROLES = {"clinician", "assistant", "doctor", "model"}
+
+
+@dataclass
+class LabelledItem:
+    """One conversation with the criteria humans answered about it."""
+
+    key: str
+    turns: list[Turn]
+    context: str | None = None
+    criteria: dict[str, Criterion] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HumanLabel:
+    item: str
+    criterion: str
+    rater: str
+    met: bool
+    independent: bool = True  # False for a tie-breaker, who labels only where others disagreed
+
+
+@dataclass
+class LabelSet:
+    path: Path
+    format: LabelFormat
+    items: dict[str, LabelledItem]
+    labels: list[HumanLabel]
+    skipped: int = 0
+
+    def limited(self, n: int | None) -> LabelSet:
+        """The first ``n`` conversations (in file order) and their labels."""
+        if n is None:
+            return self
+        keep = dict(list(self.items.items())[:n])
+        return LabelSet(
+            self.path,
+            self.format,
+            keep,
+            [lab for lab in self.labels if lab.item in keep],
+            self.skipped,
+        )
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    return None
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40].strip("-")
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{slug or 'c'}-{digest}"
+
+
+def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataFileError(path, f"cannot read the labels file: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataFileError(
+            path, f"not UTF-8 text (byte {e.start}); save the labels file as UTF-8"
+        ) from None
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataFileError(
+                path, f"invalid JSON: {e.msg}; expected one JSON object a line", line=n
+            ) from None
+        if not isinstance(row, dict):
+            raise DataFileError(path, "expected a JSON object", line=n, value=row)
+        rows.append((n, row))
+    if not rows:
+        raise DataFileError(path, "no labels in the file; expected one JSON object a line")
+    return rows
+
+
+def load_labels(path: Path | str) -> LabelSet:
+    """Read a labels file (format detected from its first row). Bad input: DataFileError."""
+    path = Path(path)
+    rows = _read_rows(path)
+    first = rows[0][1]
+    if "conversation_text" in first and "labels" in first:
+        return _load_craftmd(path, rows)
+    if "conversation" in first and "criterion" in first:
+        return _load_generic(path, rows)
+    raise DataFileError(
+        path,
+        "unknown labels format: expected CRAFT-MD rows (conversation_text, labels) or generic "
+        "rows (conversation, criterion, label, rater)",
+        line=rows[0][0],
+    )
+
+
+def _craft_turns(text: str, final: str | None) -> list[Turn]:
+    parts = _CRAFT_TURN.split(text)
+    turns: list[Turn] = []
+    for speaker, content in zip(parts[1::2], parts[2::2], strict=True):
+        content = content.strip()
+        if content:
+            role: Role = "clinician" if speaker == "Doctor-AI" else "patient"
+            turns.append(Turn(index=len(turns) + 1, role=role, content=content))
+    if final and final.strip():
+        turns.append(Turn(index=len(turns) + 1, role="clinician", content=final.strip()))
+    return turns
+
+
+def _load_craftmd(path: Path, rows: list[tuple[int, dict[str, Any]]]) -> LabelSet:
+    items: dict[str, LabelledItem] = {}
+    labels: list[HumanLabel] = []
+    skipped = 0
+    for n, row in rows:
+        for name in ("case_id", "conversation_text", "labels", "annotator"):
+            if name not in row:
+                raise DataFileError(path, "missing field in a CRAFT-MD row", line=n, field=name)
+        if not isinstance(row["labels"], dict):
+            raise DataFileError(path, "expected an object", line=n, field="labels")
+        key = f"{row['case_id']}/{row.get('doctor_model', '')}"
+        if key not in items:
+            turns = _craft_turns(str(row["conversation_text"]), row.get("final_diagnosis"))
+            if not turns:
+                raise DataFileError(
+                    path,
+                    "no 'Doctor-AI :' or 'Patient-AI :' turns in the conversation",
+                    line=n,
+                    field="conversation_text",
+                )
+            context = (
+                f"Case vignette: {row.get('case_vignette', '')}\n"
+                f"Question the doctor had to answer: {row.get('question', '')}\n"
+                f"Correct answer: {row.get('correct_diagnosis', '')}"
+            )
+            items[key] = LabelledItem(key=key, turns=turns, context=context)
+        item = items[key]
+        for question, value in row["labels"].items():
+            if question not in CRAFTMD_QUESTIONS:
+                raise DataFileError(
+                    path,
+                    f"unknown CRAFT-MD question; expected one of {sorted(CRAFTMD_QUESTIONS)}",
+                    line=n,
+                    field="labels",
+                    value=question,
+                )
+            met = _bool(value)
+            if met is None:
+                skipped += 1  # not answered by this rater
+                continue
+            cid, axis, text = CRAFTMD_QUESTIONS[question]
+            item.criteria.setdefault(
+                cid,
+                Criterion(id=cid, criterion=text, points=1, axis=axis),  # type: ignore[arg-type]
+            )
+            item.groups[cid] = question
+            rater = str(row["annotator"])
+            labels.append(HumanLabel(key, cid, rater, met, not rater.endswith("tiebreak")))
+    return LabelSet(path, "craftmd", items, labels, skipped)
+
+
+def _generic_turns(path: Path, n: int, conversation: Any) -> list[Turn]:
+    if not isinstance(conversation, list) or not conversation:
+        raise DataFileError(
+            path,
+            "expected a non-empty list of {role, content} turns",
+            line=n,
+            field="conversation",
+        )
+    turns: list[Turn] = []
+    for t in conversation:
+        if not isinstance(t, dict) or not isinstance(t.get("content"), str):
+            raise DataFileError(
+                path, "each turn needs 'role' and 'content' (text)", line=n, field="conversation"
+            )
+        role = str(t.get("role", "")).lower()
+        if role == "system":
+            continue
+        if role not in _PATIENT_ROLES | _CLINICIAN_ROLES:
+            raise DataFileError(
+                path,
+                "unknown role; use patient/user or clinician/assistant/doctor",
+                line=n,
+                field="conversation.role",
+                value=role,
+            )
+        who: Role = "patient" if role in _PATIENT_ROLES else "clinician"
+        turns.append(Turn(index=len(turns) + 1, role=who, content=t["content"]))
+    return turns
+
+
+def _load_generic(path: Path, rows: list[tuple[int, dict[str, Any]]]) -> LabelSet:
+    items: dict[str, LabelledItem] = {}
+    labels: list[HumanLabel] = []
+    skipped = 0
+    for n, row in rows:
+        for name in ("conversation", "criterion", "label", "rater"):
+            if name not in row:
+                raise DataFileError(path, "missing field", line=n, field=name)
+        conversation = row["conversation"]
+        key = str(
+            row.get("conversation_id")
+            or hashlib.sha256(json.dumps(conversation, sort_keys=True).encode()).hexdigest()[:12]
+        )
+        if key not in items:
+            items[key] = LabelledItem(
+                key=key,
+                turns=_generic_turns(path, n, conversation),
+                context=str(row["context"]) if row.get("context") else None,
+            )
+        item = items[key]
+        text = str(row["criterion"]).strip()
+        cid = str(row.get("criterion_id") or _slug(text)).lower()
+        try:
+            criterion = Criterion(
+                id=cid,
+                criterion=text,
+                points=int(row.get("points", 1)),
+                axis=row.get("axis", "accuracy"),
+            )
+        except (ValidationError, ValueError, TypeError) as e:
+            err = e.errors()[0] if isinstance(e, ValidationError) else None
+            where = ".".join(map(str, err["loc"])) if err else "points"
+            msg = err["msg"] if err else str(e)
+            raise DataFileError(path, msg, line=n, field=where) from None
+        known = item.criteria.get(cid)
+        if known is not None and known.criterion != criterion.criterion:
+            raise DataFileError(
+                path,
+                "criterion_id used with two different criterion texts in one conversation",
+                line=n,
+                field="criterion_id",
+                value=cid,
+            )
+        item.criteria[cid] = criterion
+        item.groups[cid] = str(row.get("group") or text)
+        if row["label"] is None:
+            skipped += 1
+            continue
+        met = _bool(row["label"])
+        if met is None:
+            raise DataFileError(
+                path,
+                "label must be true/false, yes/no, met/not_met or 1/0",
+                line=n,
+                field="label",
+                value=row["label"],
+            )
+        labels.append(HumanLabel(key, cid, str(row["rater"]), met, not row.get("tiebreak")))
+    return LabelSet(path, "jsonl", items, labels, skipped)
+
+
+# ---------------------------------------------------------------------- measuring
+
+
+class Grader(Protocol):
+    """What calibration needs of a judge (RubricJudge and EnsembleJudge both are one)."""
+
+    @property
+    def label(self) -> str: ...
+
+    async def grade(
+        self,
+        turns: Sequence[Turn],
+        criteria: Sequence[Criterion],
+        *,
+        language: str = "en",
+        context: str | None = None,
+        usage: RoleUsage | None = None,
+    ) -> list[Verdict]: ...
+
+
+@dataclass
+class Figures:
+    judge: Agreement
+    human: Agreement
+    unscored: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "judge": self.judge.to_dict(),
+            "human": self.human.to_dict(),
+            "unscored": self.unscored,
+        }
+
+
+@dataclass
+class CalibrationReport:
+    """Judge-vs-human and human-vs-human agreement, overall and per question or group."""
+
+    judge: str
+    mode: str
+    labels_path: str
+    format: LabelFormat
+    items: int
+    labels: int
+    overall: Figures
+    groups: dict[str, Figures]
+    usage: RoleUsage
+    predictions: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        j = self.overall.judge
+        return {
+            "judge": self.judge,
+            "mode": self.mode,
+            "labels": self.labels_path,
+            "format": self.format,
+            "items": self.items,
+            "human_labels": self.labels,
+            "n": j.n,
+            "accuracy": _r(j.accuracy),
+            "macro_f1": _r(j.macro_f1),
+            "kappa": _r(j.kappa),
+            "unscored": self.overall.unscored,
+            "human": self.overall.human.to_dict(),
+            "groups": {g: f.to_dict() for g, f in self.groups.items()},
+            "usage": self.usage.model_dump(),
+        }
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def human_pairs(labels: Iterable[HumanLabel]) -> dict[tuple[str, str], list[tuple[bool, bool]]]:
+    """Every pair of independent raters on every (item, criterion) both labelled, by (item,
+    criterion). Tie-breakers are left out: they label only items the others disagreed on."""
+    by_target: dict[tuple[str, str], dict[str, bool]] = defaultdict(dict)
+    for lab in labels:
+        if not lab.independent:
+            continue
+        by_target[(lab.item, lab.criterion)][lab.rater] = lab.met
+    out: dict[tuple[str, str], list[tuple[bool, bool]]] = {}
+    for target, raters in by_target.items():
+        pairs = [(raters[a], raters[b]) for a, b in combinations(sorted(raters), 2)]
+        if pairs:
+            out[target] = pairs
+    return out
+
+
+def measure(
+    labelset: LabelSet, verdicts: dict[tuple[str, str], Verdict]
+) -> tuple[Figures, dict[str, Figures]]:
+    """Agreement figures from the judge's verdicts by (item, criterion)."""
+    judge_pairs: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    unscored: dict[str, int] = defaultdict(int)
+    groups = sorted({item.groups[c] for item in labelset.items.values() for c in item.criteria})
+    for lab in labelset.labels:
+        group = labelset.items[lab.item].groups[lab.criterion]
+        v = verdicts.get((lab.item, lab.criterion))
+        if v is None or v.status == "unscored":
+            unscored[group] += 1
+            continue
+        judge_pairs[group].append((v.status == "met", lab.met))
+    human_by_group: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    for (item, crit), pairs in human_pairs(labelset.labels).items():
+        human_by_group[labelset.items[item].groups[crit]].extend(pairs)
+    per_group = {
+        g: Figures(agreement(judge_pairs[g]), agreement(human_by_group[g]), unscored[g])
+        for g in groups
+    }
+    overall = Figures(
+        agreement(p for g in groups for p in judge_pairs[g]),
+        agreement(p for g in groups for p in human_by_group[g]),
+        sum(unscored.values()),
+    )
+    return overall, per_group
+
+
+async def calibrate(
+    grader: Grader,
+    labelset: LabelSet,
+    *,
+    mode: str,
+    on_item: Callable[[int, int], None] | None = None,
+) -> CalibrationReport:
+    """Grade every labelled (conversation, criterion) once and compare with the humans."""
+    import asyncio
+
+    usage = RoleUsage()
+    verdicts: dict[tuple[str, str], Verdict] = {}
+    done = 0
+
+    async def one(item: LabelledItem) -> None:
+        nonlocal done
+        criteria = list(item.criteria.values())
+        got = await grader.grade(item.turns, criteria, context=item.context, usage=usage)
+        for c, v in zip(criteria, got, strict=True):
+            verdicts[(item.key, c.id)] = v
+        done += 1
+        if on_item is not None:
+            on_item(done, len(labelset.items))
+
+    await asyncio.gather(*(one(item) for item in labelset.items.values()))
+    overall, groups = measure(labelset, verdicts)
+    predictions = [
+        {
+            "item": key,
+            "criterion": cid,
+            "group": labelset.items[key].groups[cid],
+            "status": v.status,
+            "explanation": v.explanation,
+            "evidence_turns": v.evidence_turns,
+            "human": {
+                lab.rater: lab.met
+                for lab in labelset.labels
+                if lab.item == key and lab.criterion == cid
+            },
+        }
+        for (key, cid), v in sorted(verdicts.items())
+    ]
+    return CalibrationReport(
+        judge=grader.label,
+        mode=mode,
+        labels_path=str(labelset.path),
+        format=labelset.format,
+        items=len(labelset.items),
+        labels=len(labelset.labels),
+        overall=overall,
+        groups=groups,
+        usage=usage,
+        predictions=predictions,
+    )

@@ -1,0 +1,40 @@
+"""Pieces the command modules share: one-line errors, library loading, common options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from personas import PersonaLibrary
+    from scenarios import ScenarioLibrary
+
+SpecOpt = Annotated[
+    str | None, typer.Option(help="local:smollm2, hf:PATH, openai:MODEL, scripted:FILE or human.")
+]
+DirsOpt = Annotated[
+    list[Path] | None, typer.Option(help="Extra folder of YAML files (repeatable).")
+]
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input: one line on stderr, exit code 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def libraries(
+    scenarios_dir: list[Path] | None, personas_dir: list[Path] | None
+) -> tuple[ScenarioLibrary, PersonaLibrary]:
+    from personas import PersonaLibrary
+    from scenarios import DataFileError, ScenarioLibrary
+
+    try:
+        return (
+            ScenarioLibrary.load(scenarios_dir or []),
+            PersonaLibrary.load(personas_dir or []),
+        )
+    except DataFileError as e:
+        fail(str(e))

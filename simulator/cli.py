@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from simulator import cli_judging
+from simulator import cli_batch, cli_judging
 from simulator._cli_common import DirsOpt, SpecOpt, fail, libraries
 
 if TYPE_CHECKING:
@@ -35,6 +35,9 @@ app.add_typer(personas_app, name="personas")
 app.add_typer(models_app, name="models")
 app.add_typer(cli_judging.judge_app, name="judge")
 app.command("score")(cli_judging.score)
+app.command("batch")(cli_batch.batch)
+app.command("report")(cli_batch.report)
+app.command("replay")(cli_batch.replay)
 
 DEMO_SCENARIO = "triage-indigestion-chest-pain"
 DEMO_PERSONA = "calm-adult"
@@ -58,7 +61,7 @@ def _run_episode(
     scenarios_dir: list[Path] | None,
     personas_dir: list[Path] | None,
     quiet: bool,
-    judge_mode: str = "per-criterion",
+    judge_mode: str | None = None,
 ) -> None:
     from pydantic import ValidationError
     from rich.console import Console
@@ -94,6 +97,7 @@ def _run_episode(
     except ValidationError as e:
         err = e.errors()[0]
         fail(f"{'.'.join(map(str, err['loc']))}: {err['msg'].removeprefix('Value error, ')}")
+    judge_mode = judge_mode or file_cfg.judge_mode or "per-criterion"
     if judge_mode not in ("per-criterion", "batched"):
         fail(f"unknown judge mode {judge_mode!r}; use per-criterion or batched")
     if cfgs["judge"].spec == "human" and judge_enabled:
@@ -228,7 +232,10 @@ def run(
     no_judge: Annotated[
         bool, typer.Option("--no-judge", help="Simulate only; judge later with 'clinsim score'.")
     ] = False,
-    judge_mode: cli_judging.ModeOpt = "per-criterion",
+    judge_mode: Annotated[
+        str | None,
+        typer.Option(help="per-criterion (default) or batched: one grader call per rubric."),
+    ] = None,
     scenarios_dir: DirsOpt = None,
     personas_dir: DirsOpt = None,
     quiet: Annotated[

@@ -40,7 +40,7 @@ class RunConfig(BaseModel):
     seed: int | None = None
     timeout_s: float | None = Field(default=None, gt=0, description="Whole-episode time limit.")
     error_budget: int | None = Field(default=None, ge=0)
-    judge_mode: Literal["per-criterion"] | None = None
+    judge_mode: Literal["per-criterion", "batched"] | None = None
     scenarios_dir: list[Path] = Field(default_factory=list)
     personas_dir: list[Path] = Field(default_factory=list)
 

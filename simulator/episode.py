@@ -50,6 +50,13 @@ class EpisodeRunner:
         self.graph = build_graph(self.checkpointer)
         self._meta: dict[str, dict[str, Any]] = {}
 
+    def forget(self, episode_id: str) -> None:
+        """Drop an episode's checkpoints and bookkeeping (a batch keeps only the result)."""
+        self._meta.pop(episode_id, None)
+        delete = getattr(self.checkpointer, "delete_thread", None)
+        if delete is not None:
+            delete(episode_id)
+
     def _config(self, episode_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": episode_id}, "recursion_limit": RECURSION_LIMIT}
 

@@ -1,0 +1,333 @@
+"""The run store: SQLite in WAL mode, one transaction per finished episode.
+
+A crash or ``kill -9`` loses at most the episodes in flight, never a finished one. Files are
+created readable by their owner only: transcripts can hold health data.
+
+Tables: ``runs`` (name, config hash, manifest), ``episodes`` (one row per planned episode that
+finished or failed: its key, what it ran, status, failure and which role caused it, scores,
+and the full result JSON) and ``reviews`` (human verdicts from the TUI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from simulator.config import data_home
+
+FailureRole = Literal["infrastructure", "patient", "clinician", "judge"]
+STORE_SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    name TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    planned INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS episodes (
+    run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    pair_key TEXT NOT NULL,
+    clinician TEXT NOT NULL,
+    scenario_id TEXT NOT NULL,
+    persona_id TEXT NOT NULL,
+    trial INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    dimension TEXT NOT NULL,
+    family TEXT NOT NULL,
+    language TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+    failure_role TEXT,
+    failure_kind TEXT,
+    failure_message TEXT,
+    score REAL,
+    critical_pass INTEGER,
+    unscored INTEGER NOT NULL DEFAULT 0,
+    rubric TEXT NOT NULL DEFAULT '[]',
+    judge_directed_turns TEXT NOT NULL DEFAULT '[]',
+    usage TEXT NOT NULL DEFAULT '{}',
+    result TEXT,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    finished_at TEXT NOT NULL,
+    duration_s REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (run, key)
+);
+CREATE TABLE IF NOT EXISTS reviews (
+    run TEXT NOT NULL,
+    key TEXT NOT NULL,
+    criterion_id TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    judge_status TEXT NOT NULL,
+    human_status TEXT NOT NULL CHECK (human_status IN ('met', 'not_met')),
+    note TEXT NOT NULL DEFAULT '',
+    reviewed_at TEXT NOT NULL,
+    PRIMARY KEY (run, key, criterion_id, reviewer)
+);
+"""
+
+
+class StoreError(Exception):
+    """A store that cannot be used (not a clinsim store, unreadable, locked)."""
+
+
+class RunConfigChanged(StoreError):
+    """The same run name with another configuration."""
+
+
+@dataclass
+class EpisodeRow:
+    """One stored episode (what reports, replay and the TUI read)."""
+
+    run: str
+    key: str
+    pair_key: str
+    clinician: str
+    scenario_id: str
+    persona_id: str
+    trial: int
+    seed: int
+    dimension: str
+    family: str
+    language: str
+    status: Literal["done", "failed"]
+    failure_role: FailureRole | None = None
+    failure_kind: str | None = None
+    failure_message: str | None = None
+    score: float | None = None
+    critical_pass: bool | None = None
+    unscored: int = 0
+    rubric: list[dict[str, Any]] = field(
+        default_factory=list, metadata={"doc": "id, axis, points, critical of each criterion"}
+    )
+    judge_directed_turns: list[int] = field(default_factory=list)
+    usage: dict[str, dict[str, Any]] = field(default_factory=dict)
+    result: str | None = None
+    attempts: int = 1
+    finished_at: str = ""
+    duration_s: float = 0.0
+
+    def result_obj(self) -> Any:
+        """The stored EpisodeResult (None for an episode that failed before a transcript)."""
+        from simulator.schemas import EpisodeResult
+
+        return None if self.result is None else EpisodeResult.model_validate_json(self.result)
+
+
+_JSON_COLUMNS = ("rubric", "judge_directed_turns", "usage")
+_COLUMNS = [
+    "run", "key", "pair_key", "clinician", "scenario_id", "persona_id", "trial", "seed",
+    "dimension", "family", "language", "status", "failure_role", "failure_kind",
+    "failure_message", "score", "critical_pass", "unscored", "rubric", "judge_directed_turns",
+    "usage", "result", "attempts", "finished_at", "duration_s",
+]  # fmt: skip
+
+
+@dataclass
+class RunInfo:
+    name: str
+    created_at: str
+    config_hash: str
+    manifest: dict[str, Any]
+    planned: int
+
+
+def default_store_path() -> Path:
+    """``$CLINSIM_HOME/runs.sqlite`` (default ``~/.local/share/clinsim/runs.sqlite``)."""
+    return data_home() / "runs.sqlite"
+
+
+class RunStore:
+    """A clinsim run store. Use as a context manager, or call ``close()``."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else default_store_path()
+        if self.path.exists() and not self.path.is_file():
+            raise StoreError(f"{self.path}: not a file; --store takes a SQLite file path")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        old = os.umask(0o077)  # the database, its -wal and -shm files: owner only
+        try:
+            if not self.path.exists():
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(_SCHEMA)
+            self.db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (STORE_SCHEMA_VERSION,)
+            )
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: not a clinsim run store ({e})") from None
+        finally:
+            os.umask(old)
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ runs
+
+    def run(self, name: str) -> RunInfo | None:
+        row = self.db.execute("SELECT * FROM runs WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        return RunInfo(
+            row["name"], row["created_at"], row["config_hash"], json.loads(row["manifest"]),
+            row["planned"],
+        )  # fmt: skip
+
+    def runs(self) -> list[RunInfo]:
+        names = [r[0] for r in self.db.execute("SELECT name FROM runs ORDER BY created_at, name")]
+        return [info for n in names if (info := self.run(n)) is not None]
+
+    def open_run(
+        self, name: str, manifest: dict[str, Any], config_hash: str, planned: int, *, replace: bool
+    ) -> bool:
+        """Create the run, or check that an existing one has the same config. True if it
+        existed (a resume). With ``replace`` an existing run and its episodes are discarded."""
+        existing = self.run(name)
+        if existing is not None and replace:
+            with self._tx() as db:
+                db.execute("DELETE FROM episodes WHERE run = ?", (name,))
+                db.execute("DELETE FROM reviews WHERE run = ?", (name,))
+                db.execute("DELETE FROM runs WHERE name = ?", (name,))
+            existing = None
+        if existing is not None:
+            if existing.config_hash != config_hash:
+                raise RunConfigChanged(
+                    f"run {name!r} in {self.path} was started with another configuration "
+                    f"({_changed(existing.manifest, manifest)}); use another --run name, or "
+                    "--replace to discard the stored run"
+                )
+            return True
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
+                (name, now, config_hash, json.dumps(manifest, sort_keys=True), planned),
+            )
+        return False
+
+    # ------------------------------------------------------------------ episodes
+
+    def record(self, row: EpisodeRow) -> None:
+        """Save one finished (or failed) episode, in one transaction."""
+        values = []
+        for col in _COLUMNS:
+            v = getattr(row, col)
+            if col in _JSON_COLUMNS:
+                v = json.dumps(v, sort_keys=True)
+            elif col == "critical_pass" and v is not None:
+                v = int(v)
+            values.append(v)
+        marks = ", ".join("?" for _ in _COLUMNS)
+        with self._tx() as db:
+            prev = db.execute(
+                "SELECT attempts FROM episodes WHERE run = ? AND key = ?", (row.run, row.key)
+            ).fetchone()
+            if prev is not None:
+                values[_COLUMNS.index("attempts")] = prev["attempts"] + 1
+            db.execute(
+                f"INSERT OR REPLACE INTO episodes ({', '.join(_COLUMNS)}) VALUES ({marks})", values
+            )
+
+    def statuses(self, run: str) -> dict[str, tuple[str, str | None]]:
+        """key -> (status, failure_role) for every stored episode of ``run``."""
+        return {
+            r["key"]: (r["status"], r["failure_role"])
+            for r in self.db.execute(
+                "SELECT key, status, failure_role FROM episodes WHERE run = ?", (run,)
+            )
+        }
+
+    def episodes(self, run: str, *, with_results: bool = True) -> list[EpisodeRow]:
+        cols = _COLUMNS if with_results else [c for c in _COLUMNS if c != "result"]
+        rows = self.db.execute(
+            f"SELECT {', '.join(cols)} FROM episodes WHERE run = ? ORDER BY key", (run,)
+        ).fetchall()
+        return [self._row(r) for r in rows]
+
+    def episode(self, run: str, key: str) -> EpisodeRow | None:
+        r = self.db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM episodes WHERE run = ? AND key = ?", (run, key)
+        ).fetchone()
+        return None if r is None else self._row(r)
+
+    @staticmethod
+    def _row(r: sqlite3.Row) -> EpisodeRow:
+        data = dict(r)
+        for col in _JSON_COLUMNS:
+            data[col] = json.loads(data[col])
+        if data.get("critical_pass") is not None:
+            data["critical_pass"] = bool(data["critical_pass"])
+        return EpisodeRow(**data)
+
+    # ------------------------------------------------------------------ reviews
+
+    def save_review(
+        self,
+        run: str,
+        key: str,
+        criterion_id: str,
+        *,
+        reviewer: str,
+        judge_status: str,
+        human_status: str,
+        note: str = "",
+    ) -> None:
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run, key, criterion_id, reviewer, judge_status, human_status, note, now),
+            )
+
+    def reviews(self, run: str) -> list[dict[str, Any]]:
+        return [
+            dict(r)
+            for r in self.db.execute(
+                "SELECT * FROM reviews WHERE run = ? ORDER BY key, criterion_id, reviewer", (run,)
+            )
+        ]
+
+    def integrity(self) -> str:
+        return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any], prefix: str = "", depth: int = 0) -> str:
+    """Which parts of two manifests differ (two levels deep), for the refusal message."""
+    keys = sorted(k for k in set(old) | set(new) if k != "versions" and old.get(k) != new.get(k))
+    parts = []
+    for k in keys:
+        a, b = old.get(k), new.get(k)
+        if depth == 0 and isinstance(a, dict) and isinstance(b, dict):
+            parts.append(_changed(a, b, f"{prefix}{k}.", depth + 1).removeprefix("changed: "))
+        else:
+            parts.append(f"{prefix}{k}")
+    return "changed: " + ", ".join(p for p in parts if p) if parts else "its hash differs"

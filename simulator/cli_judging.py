@@ -116,19 +116,41 @@ async def _checked(backends: list[ChatBackend]) -> None:
 # ---------------------------------------------------------------- score
 
 
-def _result_files(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
+def _results(paths: list[Path], store: Path | None) -> list[tuple[Path, EpisodeResult]]:
+    """Results from files, folders of them, or stored runs (a name that is not a path)."""
+    out: list[tuple[Path, EpisodeResult]] = []
     for p in paths:
         if p.is_dir():
             found = sorted(q for q in p.rglob("*.json") if q.is_file())
             if not found:
                 fail(f"{p}: no result files (*.json) in this folder")
-            files.extend(found)
+            out.extend((f, _load_result(f)) for f in found)
         elif p.is_file():
-            files.append(p)
+            out.append((p, _load_result(p)))
         else:
-            fail(f"{p}: no such file or folder")
-    return files
+            out.extend(_run_results(str(p), store))
+    return out
+
+
+def _run_results(name: str, store: Path | None) -> list[tuple[Path, EpisodeResult]]:
+    from simulator.store import RunStore, StoreError, default_store_path
+
+    target = store or default_store_path()
+    if not target.is_file():
+        fail(f"{name}: no such file or folder, and no run store at {target} to find a run in")
+    try:
+        with RunStore(target) as st:
+            if st.run(name) is None:
+                fail(f"{name}: no such file, folder, or run in {target}")
+            rows = [r for r in st.episodes(name) if r.result is not None]
+    except StoreError as e:
+        fail(str(e))
+    return [(Path(_safe(name)) / f"{_safe(r.key)}.json", r.result_obj()) for r in rows]
+
+
+def _safe(text: str) -> str:
+    """A file name from a run name or episode key."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
 def _load_result(path: Path) -> EpisodeResult:
@@ -152,7 +174,8 @@ def _load_result(path: Path) -> EpisodeResult:
 
 def score(
     paths: Annotated[
-        list[Path], typer.Argument(help="Result JSON files, or folders of them, to re-judge.")
+        list[Path],
+        typer.Argument(help="Result JSON files, folders of them, or run names in the store."),
     ],
     judge: JudgeSpecsOpt = None,
     mode: ModeOpt = "per-criterion",
@@ -172,17 +195,21 @@ def score(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    store: Annotated[
+        Path | None,
+        typer.Option(help="Run store for run names (default $CLINSIM_HOME/runs.sqlite)."),
+    ] = None,
     scenarios_dir: DirsOpt = None,
 ) -> None:
-    """Re-judge saved episode results without re-simulating them.
+    """Re-judge saved episode results (files, folders or stored runs) without re-simulating.
 
     Each result is judged against its scenario's current rubric and written, with the new
     verdicts, to --out (readable by you only). The judge-directed-text check runs again too.
     """
     from simulator.record import scenario_hash
 
-    files = _result_files(paths)
-    results = [(f, _load_result(f)) for f in files]
+    results = _results(paths, store)
+    files = [f for f, _ in results]
     scen_lib, _ = libraries(scenarios_dir, None)
     scenarios: dict[str, Scenario] = {}
     for f, r in results:

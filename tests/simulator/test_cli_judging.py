@@ -185,3 +185,21 @@ def test_calibrate_bad_labels(tmp_path: Path) -> None:
     one_line_error(
         clinsim("judge", "calibrate", "--labels", str(tmp_path / "none.jsonl")), "cannot read"
     )
+
+
+def test_score_a_stored_run(tmp_path: Path, roles) -> None:
+    from tests.simulator.conftest import batched_reply, write
+    from tests.simulator.test_batch import N, batch
+
+    store = tmp_path / "runs.sqlite"
+    assert batch(store, "r", roles, "--persona", "calm-adult").returncode == 0
+    judge = write(tmp_path / "all-met.yaml", [batched_reply(met_even=True) for _ in range(N)])
+    proc = clinsim(
+        "score", "r", "--store", str(store), "--judge", judge, "--mode", "batched",
+        "--out", str(tmp_path / "out"), "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["episodes"] == summary["scored"] == N
+    assert len(list((tmp_path / "out").glob("*.json"))) == N
+    one_line_error(clinsim("score", "nope", "--store", str(store)), "no such file, folder, or run")

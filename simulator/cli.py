@@ -34,10 +34,6 @@ app.add_typer(scenarios_app, name="scenarios")
 app.add_typer(personas_app, name="personas")
 app.add_typer(models_app, name="models")
 app.add_typer(cli_judging.judge_app, name="judge")
-app.command("score")(cli_judging.score)
-app.command("batch")(cli_batch.batch)
-app.command("report")(cli_batch.report)
-app.command("replay")(cli_batch.replay)
 
 DEMO_SCENARIO = "triage-indigestion-chest-pain"
 DEMO_PERSONA = "calm-adult"
@@ -289,6 +285,12 @@ def demo(
         personas_dir=None,
         quiet=False,
     )
+
+
+app.command("batch")(cli_batch.batch)
+app.command("report")(cli_batch.report)
+app.command("replay")(cli_batch.replay)
+app.command("score")(cli_judging.score)
 
 
 # ---------------------------------------------------------------- scenarios / personas

@@ -93,9 +93,11 @@ def batch(
     scenarios_dir: DirsOpt = None,
     personas_dir: DirsOpt = None,
 ) -> None:
-    """Run scenarios x personas x repeats against one or more clinician models, concurrently,
-    into the run store. Running the same --run again resumes it: only missing episodes and
-    those that failed for infrastructure reasons run."""
+    """Run scenarios x personas x repeats against clinician models, into the run store.
+
+    Episodes run concurrently; each finished one is committed on its own. Running the same
+    --run again resumes it: only missing episodes and those that failed for infrastructure
+    reasons run."""
     from datetime import UTC, datetime
 
     from pydantic import ValidationError
@@ -331,8 +333,10 @@ def report(
     list_runs: Annotated[bool, typer.Option("--list", help="List the stored runs.")] = False,
     scenarios_dir: DirsOpt = None,
 ) -> None:
-    """Report on a stored run: scores with confidence intervals by dimension, task family, axis
-    and persona, critical failures, pass^k, costs; or export it."""
+    """Report on a stored run, or export it.
+
+    Scores with confidence intervals by clinician, dimension, task family, axis and persona;
+    critical failures, pass^k, failures by role and cost."""
     from simulator.prices import PriceFileError, load_prices
     from simulator.report import build_report, compare_runs
 
@@ -471,8 +475,9 @@ def replay(
     store: StoreOpt = None,
     scenarios_dir: DirsOpt = None,
 ) -> None:
-    """Print a stored episode's transcript with each verdict next to the turns it cites
-    (without EPISODE: list the run's episodes)."""
+    """Show a stored episode with each verdict beside the turns it cites.
+
+    Without EPISODE, list the run's episodes."""
     from rich.console import Console
 
     with open_store(store, must_exist=True) as st:

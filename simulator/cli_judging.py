@@ -201,7 +201,7 @@ def score(
     ] = None,
     scenarios_dir: DirsOpt = None,
 ) -> None:
-    """Re-judge saved episode results (files, folders or stored runs) without re-simulating.
+    """Re-judge saved results (files, folders or stored runs) without re-simulating.
 
     Each result is judged against its scenario's current rubric and written, with the new
     verdicts, to --out (readable by you only). The judge-directed-text check runs again too.
@@ -370,8 +370,9 @@ def calibrate(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
-    """Measure a judge against human labels: accuracy, macro-F1 and Cohen's kappa, per question
-    and overall, beside the raters' agreement with each other (the ceiling)."""
+    """Measure a judge against human labels (accuracy, macro-F1, Cohen's kappa).
+
+    Per question and overall, beside the raters' agreement with each other (the ceiling)."""
     from judges import calibrate as run_calibration
     from judges import load_labels
     from scenarios import DataFileError

@@ -40,6 +40,7 @@ from pydantic import ValidationError
 
 from judges._agreement import Agreement, agreement
 from scenarios import Criterion, DataFileError
+from scenarios.importers import read_jsonl, slug
 from simulator.schemas import Role, RoleUsage, Turn, Verdict
 
 LabelFormat = Literal["craftmd", "jsonl"]
@@ -125,45 +126,15 @@ def _bool(value: Any) -> bool | None:
     return None
 
 
-def _slug(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40].strip("-")
-    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-    return f"{slug or 'c'}-{digest}"
-
-
-def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DataFileError(path, f"cannot read the labels file: {e.strerror or e}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataFileError(
-            path, f"not UTF-8 text (byte {e.start}); save the labels file as UTF-8"
-        ) from None
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataFileError(
-                path, f"invalid JSON: {e.msg}; expected one JSON object a line", line=n
-            ) from None
-        if not isinstance(row, dict):
-            raise DataFileError(path, "expected a JSON object", line=n, value=row)
-        rows.append((n, row))
-    if not rows:
-        raise DataFileError(path, "no labels in the file; expected one JSON object a line")
-    return rows
+def _criterion_id(text: str) -> str:
+    """A stable id for a criterion given only as text."""
+    return f"{slug(text, 40)}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def load_labels(path: Path | str) -> LabelSet:
     """Read a labels file (format detected from its first row). Bad input: DataFileError."""
     path = Path(path)
-    rows = _read_rows(path)
+    rows = [(r.line, r.data) for r in read_jsonl(path)]
     first = rows[0][1]
     if "conversation_text" in first and "labels" in first:
         return _load_craftmd(path, rows)
@@ -292,7 +263,7 @@ def _load_generic(path: Path, rows: list[tuple[int, dict[str, Any]]]) -> LabelSe
             )
         item = items[key]
         text = str(row["criterion"]).strip()
-        cid = str(row.get("criterion_id") or _slug(text)).lower()
+        cid = str(row.get("criterion_id") or _criterion_id(text)).lower()
         try:
             criterion = Criterion(
                 id=cid,

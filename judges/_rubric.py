@@ -300,7 +300,7 @@ class RubricJudge:
                     still.append(k)
                     continue
                 # Only the last entry of a cut-off reply can have a cut explanation.
-                last = k == pending[-1] or k == _last_key(data)
+                last = k == _last_key(data)
                 verdicts[k] = self._verdict(keys[k], reply, turns, cut_off and last)
             pending = still
             if not pending:

@@ -201,7 +201,6 @@ class Progress:
     in_flight: int = 0
     completion_tokens: int = 0
     started: float = field(default_factory=time.monotonic)
-    durations: list[float] = field(default_factory=list)
 
     @property
     def remaining(self) -> int:
@@ -211,7 +210,7 @@ class Progress:
         elapsed = time.monotonic() - self.started
         return self.completion_tokens / elapsed if elapsed > 0 else 0.0
 
-    def eta_s(self, concurrency: int) -> float | None:
+    def eta_s(self) -> float | None:
         finished = self.done + self.failed
         if finished == 0:
             return None
@@ -367,7 +366,6 @@ async def run_batch(
                 progress.failed += 1
             for u in row.usage.values():
                 progress.completion_tokens += int(u.get("completion_tokens", 0))
-            progress.durations.append(row.duration_s)
             notify()
 
     notify()

@@ -94,8 +94,7 @@ def _run_episode(
         err = e.errors()[0]
         fail(f"{'.'.join(map(str, err['loc']))}: {err['msg'].removeprefix('Value error, ')}")
     judge_mode = judge_mode or file_cfg.judge_mode or "per-criterion"
-    if judge_mode not in ("per-criterion", "batched"):
-        fail(f"unknown judge mode {judge_mode!r}; use per-criterion or batched")
+    cli_judging.check_mode(judge_mode)
     if cfgs["judge"].spec == "human" and judge_enabled:
         fail("the judge cannot be 'human' in 'clinsim run'; review verdicts in the TUI instead")
     console = Console(stderr=False, highlight=False)

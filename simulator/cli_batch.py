@@ -140,8 +140,7 @@ def batch(
             judge, base_url=base_url, temperature=None, max_tokens=None, from_file=file_cfg.judge
         )
     )
-    if judge_mode not in ("per-criterion", "batched"):
-        fail(f"unknown judge mode {judge_mode!r}; use per-criterion or batched")
+    cli_judging.check_mode(judge_mode)
     if any(c.spec == "human" for c in [*clinician_cfgs, patient_cfg]):
         fail("a batch cannot have a 'human' role; use 'clinsim run' or the TUI to take part")
     episodes = plan(
@@ -299,7 +298,7 @@ async def _with_progress(
     console = Console(stderr=True)
 
     def line(p: Progress) -> str:
-        eta = p.eta_s(settings.concurrency)
+        eta = p.eta_s()
         eta_text = "—" if eta is None else f"{int(eta // 60)}m{int(eta % 60):02d}s"
         return (
             f"[bold]{name}[/]{' (resumed)' if resumed else ''}: "

@@ -7,14 +7,14 @@ import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from simulator._cli_common import DirsOpt, fail, libraries
 
 if TYPE_CHECKING:
-    from judges import EnsembleJudge, RubricJudge
+    from judges import EnsembleJudge, JudgeMode, RubricJudge
     from scenarios import Scenario
     from simulator.llm import ChatBackend, ModelConfig
     from simulator.schemas import EpisodeResult
@@ -78,15 +78,22 @@ def judge_configs(
         fail(f"{'.'.join(map(str, err['loc']))}: {err['msg'].removeprefix('Value error, ')}")
 
 
+def check_mode(mode: str) -> None:
+    """Bad --mode / --judge-mode: one line, exit 2."""
+    from judges import JUDGE_MODES
+
+    if mode not in JUDGE_MODES:
+        fail(f"unknown judge mode {mode!r}; use {' or '.join(JUDGE_MODES)}")
+
+
 def build_judge(
     cfgs: list[ModelConfig], *, mode: str, seed: int
 ) -> tuple[RubricJudge | EnsembleJudge, list[ChatBackend]]:
     """One rubric judge, or an ensemble of several; with the backends to close afterwards."""
-    from judges import JUDGE_MODES, EnsembleJudge, RubricJudge
+    from judges import EnsembleJudge, RubricJudge
     from simulator.llm import BackendConfigError, make_backend
 
-    if mode not in JUDGE_MODES:
-        fail(f"unknown judge mode {mode!r}; use {' or '.join(JUDGE_MODES)}")
+    check_mode(mode)
     if any(c.spec == "human" for c in cfgs):
         fail("the judge cannot be 'human' here; review verdicts in the TUI instead")
     try:
@@ -96,7 +103,9 @@ def build_judge(
     members = [
         # members of an ensemble get distinct seeds, so one spec repeated at temperature > 0
         # samples independent votes
-        RubricJudge(b, c, mode=mode, seed=seed + 7919 * n, concurrency=c.concurrency)
+        RubricJudge(
+            b, c, mode=cast("JudgeMode", mode), seed=seed + 7919 * n, concurrency=c.concurrency
+        )
         for n, (b, c) in enumerate(zip(backends, cfgs, strict=True))
     ]
     judge: RubricJudge | EnsembleJudge = members[0] if len(members) == 1 else EnsembleJudge(members)

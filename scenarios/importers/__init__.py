@@ -23,7 +23,7 @@ from pathlib import Path
 
 from scenarios._schema import Scenario
 from scenarios.importers._agentclinic import import_agentclinic
-from scenarios.importers._common import ImportReport
+from scenarios.importers._common import ImportReport, Row, read_jsonl, slug
 from scenarios.importers._healthbench import import_healthbench
 from scenarios.importers._mediq import import_mediq
 from scenarios.yamlio import dump_yaml
@@ -126,10 +126,13 @@ __all__ = [
     "IMPORTERS",
     "ImportReport",
     "ImportSkippedWarning",
+    "Row",
     "import_agentclinic",
     "import_file",
     "import_healthbench",
     "import_mediq",
     "import_report",
+    "read_jsonl",
+    "slug",
     "write_scenarios",
 ]

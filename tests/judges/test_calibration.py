@@ -179,7 +179,7 @@ async def test_generic_jsonl_figures_by_hand(tmp_path: Path, script) -> None:
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
-        (b"", "no labels in the file"),
+        (b"", "file is empty"),
         (b"not json\n", ":1: invalid JSON"),
         (b"\xff\xfe\x00", "not UTF-8"),
         (b'{"conversation": [], "criterion": "x", "label": true, "rater": "r"}\n', "non-empty"),

@@ -6,6 +6,7 @@ from judges._calibration import (
     HumanLabel,
     LabelSet,
     calibrate,
+    labels_from_records,
     load_labels,
 )
 from judges._ensemble import EnsembleJudge, combine, vote_agreement
@@ -47,6 +48,7 @@ __all__ = [
     "episode_passed",
     "episode_score",
     "group_aggregate",
+    "labels_from_records",
     "load_labels",
     "paired_difference",
     "pass_hat_k",

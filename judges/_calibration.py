@@ -148,6 +148,15 @@ def load_labels(path: Path | str) -> LabelSet:
     )
 
 
+def labels_from_records(source: Path | str, records: Iterable[dict[str, Any]]) -> LabelSet:
+    """Labels given as generic-format rows in memory (e.g. reviews read from a run store);
+    ``source`` names where they came from, in messages and reports."""
+    rows = list(enumerate(records, 1))
+    if not rows:
+        raise DataFileError(Path(source), "no labels")
+    return _load_generic(Path(source), rows)
+
+
 def _craft_turns(text: str, final: str | None) -> list[Turn]:
     parts = _CRAFT_TURN.split(text)
     turns: list[Turn] = []

@@ -286,6 +286,65 @@ def demo(
     )
 
 
+@app.command()
+def tui(
+    run: Annotated[
+        str | None, typer.Argument(help="Open this stored run straight in review.")
+    ] = None,
+    store: cli_batch.StoreOpt = None,
+    clinician: SpecOpt = None,
+    patient: SpecOpt = None,
+    judge: SpecOpt = None,
+    judge_mode: Annotated[str, typer.Option(help="per-criterion or batched.")] = "per-criterion",
+    reviewer: Annotated[
+        str | None,
+        typer.Option(help="Your name on saved reviews (default $CLINSIM_REVIEWER, else $USER)."),
+    ] = None,
+    scenarios_dir: DirsOpt = None,
+    personas_dir: DirsOpt = None,
+) -> None:
+    """The terminal UI: browse scenarios, watch or take part in episodes, fork them, review
+    runs and follow batches. Keys are shown in the footer; ctrl+q quits."""
+    from simulator.llm import ModelConfig, make_backend
+    from simulator.store import default_store_path
+    from tui.app import ClinsimApp
+    from tui.services import Services, default_reviewer
+
+    cli_judging.check_mode(judge_mode)
+    scen_lib, pers_lib = libraries(scenarios_dir, personas_dir)
+    specs = {"clinician": "local:smollm2", "patient": "local:smollm2", "judge": "local:smollm2"}
+    for role, given in (("clinician", clinician), ("patient", patient), ("judge", judge)):
+        if given:
+            specs[role] = given
+    extra: list[str] = []
+    for d in scenarios_dir or []:
+        extra += ["--scenarios-dir", str(d)]
+    for d in personas_dir or []:
+        extra += ["--personas-dir", str(d)]
+    store_path = store or default_store_path()
+    if run is not None and not store_path.is_file():
+        fail(f"no run store at {store_path}; run 'clinsim batch' first or pass --store")
+
+    def make_judge(cfg: ModelConfig, mode: str, seed: int) -> Any:
+        from judges import RubricJudge
+
+        backend = make_backend(cfg)
+        return RubricJudge(backend, cfg, mode=mode, seed=seed), [backend]  # type: ignore[arg-type]
+
+    services = Services(
+        scenarios=scen_lib,
+        personas=pers_lib,
+        store_path=store_path,
+        make_backend=make_backend,
+        make_judge=make_judge,
+        specs=specs,
+        judge_mode=judge_mode,
+        reviewer=reviewer or default_reviewer(),
+        extra_batch_args=extra,
+    )
+    ClinsimApp(services, run=run).run()
+
+
 app.command("batch")(cli_batch.batch)
 app.command("report")(cli_batch.report)
 app.command("replay")(cli_batch.replay)

@@ -362,9 +362,19 @@ def _print_summary(rows: list[dict[str, Any]], as_json: bool, out: Path) -> None
 @judge_app.command("calibrate")
 def calibrate(
     labels: Annotated[
-        Path,
+        Path | None,
         typer.Option(help="Human labels: CRAFT-MD expert-label JSONL, or generic JSONL."),
-    ],
+    ] = None,
+    run: Annotated[
+        str | None,
+        typer.Option(
+            "--run", help="Use the reviews saved in the TUI for this stored run as the labels."
+        ),
+    ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(help="Run store for --run. Default: $CLINSIM_HOME/runs.sqlite."),
+    ] = None,
     judge: JudgeSpecsOpt = None,
     mode: ModeOpt = "per-criterion",
     base_url: BaseUrlOpt = None,
@@ -381,13 +391,21 @@ def calibrate(
 ) -> None:
     """Measure a judge against human labels (accuracy, macro-F1, Cohen's kappa).
 
-    Per question and overall, beside the raters' agreement with each other (the ceiling)."""
+    Per question (per axis for --run) and overall, beside the raters' agreement with each other
+    (the ceiling). Labels come from a file (--labels) or from TUI reviews of a run (--run)."""
     from judges import calibrate as run_calibration
-    from judges import load_labels
+    from judges import labels_from_records, load_labels
     from scenarios import DataFileError
 
+    if (labels is None) == (run is None):
+        fail("give either --labels FILE or --run NAME (reviews saved in the TUI)")
     try:
-        labelset = load_labels(labels).limited(limit)
+        if labels is not None:
+            labelset = load_labels(labels).limited(limit)
+        else:
+            assert run is not None
+            source, records = review_records(run, store)
+            labelset = labels_from_records(source, records).limited(limit)
     except DataFileError as e:
         fail(str(e))
     cfgs = judge_configs(judge, base_url=base_url, temperature=temperature, max_tokens=max_tokens)
@@ -416,6 +434,46 @@ def calibrate(
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return
     _print_calibration(report)
+
+
+def review_records(run: str, store_path: Path | None) -> tuple[str, list[dict[str, Any]]]:
+    """The reviews of a stored run as generic label rows: one per (episode, criterion,
+    reviewer), with the episode's transcript as the conversation."""
+    from simulator.cli_batch import open_store
+
+    with open_store(store_path, must_exist=True) as st:
+        if st.run(run) is None:
+            known = ", ".join(r.name for r in st.runs()) or "none"
+            fail(f"no run {run!r} in {st.path} (runs: {known})")
+        reviews = st.reviews(run)
+        if not reviews:
+            fail(f"run {run!r} has no reviews yet; review it with 'clinsim tui {run}'")
+        rows = {r.key: r for r in st.episodes(run)}
+        source = f"{st.path}#{run}"
+    records = []
+    for rv in reviews:
+        row = rows.get(rv["key"])
+        result = row.result_obj() if row is not None else None
+        if result is None:
+            continue  # a review of an episode no longer stored (the run was replaced)
+        meta = {c["id"]: c for c in row.rubric} if row is not None else {}
+        crit = meta.get(rv["criterion_id"], {})
+        records.append(
+            {
+                "conversation": [
+                    {"role": t.role, "content": t.content} for t in result.transcript.turns
+                ],
+                "conversation_id": rv["key"],
+                "criterion": rv["criterion"] or rv["criterion_id"],
+                "criterion_id": rv["criterion_id"],
+                "label": rv["human_status"],
+                "rater": rv["reviewer"],
+                "points": crit.get("points", 1),
+                "axis": crit.get("axis", "accuracy"),
+                "group": crit.get("axis", "accuracy"),
+            }
+        )
+    return source, records
 
 
 def _print_calibration(report: Any) -> None:

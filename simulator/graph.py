@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
@@ -64,6 +65,9 @@ class EpisodeContext:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     deadline: float | None = None
+    before_turn: Callable[[Role], Awaitable[None]] | None = field(
+        default=None, metadata={"doc": "Awaited before each turn: a UI pauses or steps here."}
+    )
 
     def __post_init__(self) -> None:
         if self.timeout_s is not None and self.deadline is None:
@@ -124,6 +128,8 @@ def _fail(
 
 
 async def _take_turn(role: Role, state: EpisodeState, ctx: EpisodeContext) -> dict[str, Any]:
+    if ctx.before_turn is not None:
+        await ctx.before_turn(role)
     if ctx.stop.is_set():
         return {"termination": Termination.STOPPED_BY_USER.value}
     remaining = None if ctx.deadline is None else ctx.deadline - time.monotonic()

@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS reviews (
     human_status TEXT NOT NULL CHECK (human_status IN ('met', 'not_met')),
     note TEXT NOT NULL DEFAULT '',
     reviewed_at TEXT NOT NULL,
+    criterion TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (run, key, criterion_id, reviewer)
 );
 """
@@ -164,6 +165,9 @@ class RunStore:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(_SCHEMA)
+            columns = {r[1] for r in self.db.execute("PRAGMA table_info(reviews)")}
+            if "criterion" not in columns:  # stores made before reviews kept the text
+                self.db.execute("ALTER TABLE reviews ADD COLUMN criterion TEXT NOT NULL DEFAULT ''")
             self.db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (STORE_SCHEMA_VERSION,)
             )
@@ -300,12 +304,36 @@ class RunStore:
         judge_status: str,
         human_status: str,
         note: str = "",
+        criterion: str = "",
     ) -> None:
+        """A reviewer's verdict on one criterion of one episode (replaces their earlier one).
+        ``criterion`` is the criterion's text, kept so that the labels stand on their own."""
+        if human_status not in ("met", "not_met"):
+            raise ValueError(f"human_status must be 'met' or 'not_met', got {human_status!r}")
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (run, key, criterion_id, reviewer, judge_status, human_status, note, now),
+                "INSERT OR REPLACE INTO reviews (run, key, criterion_id, reviewer, judge_status, "
+                "human_status, note, reviewed_at, criterion) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run,
+                    key,
+                    criterion_id,
+                    reviewer,
+                    judge_status,
+                    human_status,
+                    note,
+                    now,
+                    criterion,
+                ),
+            )
+
+    def delete_review(self, run: str, key: str, criterion_id: str, *, reviewer: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM reviews "
+                "WHERE run = ? AND key = ? AND criterion_id = ? AND reviewer = ?",
+                (run, key, criterion_id, reviewer),
             )
 
     def reviews(self, run: str) -> list[dict[str, Any]]:

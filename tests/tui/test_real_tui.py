@@ -1,0 +1,38 @@
+"""One live episode in the TUI on the embedded model (SmolLM2 by llama.cpp), both roles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulator.schemas import EpisodeResult
+from tests.tui.conftest import SCENARIO, app_for, until
+from tui.screens.browser import EpisodeSetup
+from tui.screens.episode import EpisodeScreen
+from tui.widgets.facts import FactsPanel
+from tui.widgets.transcript import TranscriptView
+
+
+@pytest.mark.model
+async def test_live_episode_on_the_embedded_model(services, tmp_path: Path) -> None:
+    svc = services(clinician="local:smollm2", patient="local:smollm2")
+    app = app_for(svc)
+    async with app.run_test(size=(80, 24)) as pilot:
+        setup = EpisodeSetup(
+            scenario=svc.scenarios.get(SCENARIO), persona_id="calm-adult",
+            clinician="local:smollm2", patient="local:smollm2", judge="", seed=0, max_turns=2,
+            play=None,
+        )  # fmt: skip
+        await app.push_screen(EpisodeScreen(svc, setup))
+        screen = app.screen
+        await until(pilot, lambda: screen.state.startswith("ended"), timeout=300, what="end")
+        shown = [v.turn for v in screen.query_one("#transcript", TranscriptView).views.values()]
+        disclosed = list(screen.query_one("#facts", FactsPanel).disclosed)
+    [path] = (tmp_path / "episodes").glob("*.json")
+    result = EpisodeResult.model_validate_json(path.read_text())
+    model_turns = [t for t in result.transcript.turns if t.source == "model"]
+    assert model_turns and all(t.content.strip() for t in model_turns)
+    assert all(t.call is not None and t.call.completion_tokens > 0 for t in model_turns)
+    assert shown == result.transcript.turns
+    assert disclosed == result.transcript.disclosed

@@ -1,0 +1,34 @@
+"""``ClinsimApp``: the Textual application. ``clinsim tui`` builds it with the services of the
+composition root; tests build it with scripted models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+
+from tui.screens.browser import BrowserScreen
+from tui.services import Services
+
+
+class ClinsimApp(App[None]):
+    """Browse scenarios, run and take part in episodes, review runs, follow batches."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "clinsim"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+
+    def __init__(self, services: Services, *, run: str | None = None) -> None:
+        super().__init__()
+        self.services = services
+        self.initial_run = run
+        self.batch_jobs: dict[str, Any] = {}
+
+    def on_mount(self) -> None:
+        self.push_screen(BrowserScreen(self.services))
+        if self.initial_run:
+            from tui.screens.review import ReviewScreen
+
+            self.push_screen(ReviewScreen(self.services, self.initial_run))

@@ -303,8 +303,11 @@ def tui(
     scenarios_dir: DirsOpt = None,
     personas_dir: DirsOpt = None,
 ) -> None:
-    """The terminal UI: browse scenarios, watch or take part in episodes, fork them, review
-    runs and follow batches. Keys are shown in the footer; ctrl+q quits."""
+    """The terminal UI: browse scenarios, run, fork and review episodes, follow batches.
+
+    Watch an episode or play the patient or the clinician; review a stored run's verdicts
+    (saved as labels for 'clinsim judge calibrate --run'). Keys are shown in the footer;
+    ctrl+q quits."""
     from simulator.llm import ModelConfig, make_backend
     from simulator.store import default_store_path
     from tui.app import ClinsimApp

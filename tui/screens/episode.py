@@ -435,6 +435,8 @@ def open_fork(
     turns = source.transcript.turns
     last_patient = max((t.index for t in turns if t.role == "patient"), default=len(turns))
     clinician = source.transcript.models["clinician"].spec
+    if clinician == "human":  # a branch runs unattended: offer the default model instead
+        clinician = services.specs["clinician"]
 
     def chosen(req: ForkRequest | None) -> None:
         if req is not None:

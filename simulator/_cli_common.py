@@ -18,6 +18,11 @@ DirsOpt = Annotated[
     list[Path] | None, typer.Option(help="Extra folder of YAML files (repeatable).")
 ]
 
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option(help="Run store (SQLite). Default: $CLINSIM_HOME/runs.sqlite."),
+]
+
 
 def fail(message: str) -> NoReturn:
     """Bad input: one line on stderr, exit code 2."""

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from simulator import cli_batch, cli_judging
-from simulator._cli_common import DirsOpt, SpecOpt, fail, libraries
+from simulator._cli_common import DirsOpt, SpecOpt, StoreOpt, fail, libraries
 
 if TYPE_CHECKING:
     from simulator.schemas import EpisodeResult
@@ -116,14 +115,10 @@ def _run_episode(
         )
     except BackendConfigError as e:
         fail(str(e))
-    from simulator.config import data_home, write_private
+    from simulator.config import episode_path, write_private
     from simulator.display import print_result
 
-    if out is None:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = (
-            data_home() / "episodes" / f"{stamp}-{scenario.id}-{result.transcript.episode_id}.json"
-        )
+    out = out or episode_path(scenario.id, result.transcript.episode_id)
     write_private(out, result.model_dump_json(indent=2))
     if not quiet:
         print_result(console, result, {c.id: c.criterion for c in scenario.rubric})
@@ -291,7 +286,7 @@ def tui(
     run: Annotated[
         str | None, typer.Argument(help="Open this stored run straight in review.")
     ] = None,
-    store: cli_batch.StoreOpt = None,
+    store: StoreOpt = None,
     clinician: SpecOpt = None,
     patient: SpecOpt = None,
     judge: SpecOpt = None,
@@ -329,10 +324,7 @@ def tui(
         fail(f"no run store at {store_path}; run 'clinsim batch' first or pass --store")
 
     def make_judge(cfg: ModelConfig, mode: str, seed: int) -> Any:
-        from judges import RubricJudge
-
-        backend = make_backend(cfg)
-        return RubricJudge(backend, cfg, mode=mode, seed=seed), [backend]  # type: ignore[arg-type]
+        return cli_judging.judge_from_configs([cfg], mode=mode, seed=seed)
 
     services = Services(
         scenarios=scen_lib,

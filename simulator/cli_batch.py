@@ -11,15 +11,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from simulator._cli_common import DirsOpt, fail, libraries
+from simulator._cli_common import DirsOpt, StoreOpt, fail, libraries
 
 if TYPE_CHECKING:
     from simulator.store import RunInfo, RunStore
 
-StoreOpt = Annotated[
-    Path | None,
-    typer.Option(help="Run store (SQLite). Default: $CLINSIM_HOME/runs.sqlite."),
-]
 FORMATS = ("table", "json", "csv", "jsonl", "healthbench", "html")
 
 
@@ -35,7 +31,7 @@ def open_store(path: Path | None, *, must_exist: bool = False) -> RunStore:
         fail(str(e))
 
 
-def _run_info(store: RunStore, name: str) -> RunInfo:
+def run_info(store: RunStore, name: str) -> RunInfo:
     info = store.run(name)
     if info is None:
         known = ", ".join(r.name for r in store.runs()) or "none"
@@ -351,12 +347,12 @@ def report(
                 n = len(st.statuses(info.name))
                 typer.echo(f"{info.name}\t{info.created_at}\t{n}/{info.planned} episodes")
             return
-        info = _run_info(st, run)
+        info = run_info(st, run)
         rows = st.episodes(run)
         data = build_report(info, rows, price_table)
         comparison = None
         if compare:
-            other = _run_info(st, compare)
+            other = run_info(st, compare)
             try:
                 comparison = compare_runs(info, rows, other, st.episodes(compare))
             except ValueError as e:
@@ -480,7 +476,7 @@ def replay(
     from rich.console import Console
 
     with open_store(store, must_exist=True) as st:
-        _run_info(st, run)
+        run_info(st, run)
         rows = st.episodes(run)
     console = Console()
     if episode is None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from simulator._cli_common import DirsOpt, fail, libraries
+from simulator._cli_common import DirsOpt, StoreOpt, fail, libraries
 
 if TYPE_CHECKING:
     from judges import EnsembleJudge, JudgeMode, RubricJudge
@@ -86,20 +86,17 @@ def check_mode(mode: str) -> None:
         fail(f"unknown judge mode {mode!r}; use {' or '.join(JUDGE_MODES)}")
 
 
-def build_judge(
+def judge_from_configs(
     cfgs: list[ModelConfig], *, mode: str, seed: int
 ) -> tuple[RubricJudge | EnsembleJudge, list[ChatBackend]]:
-    """One rubric judge, or an ensemble of several; with the backends to close afterwards."""
+    """One rubric judge, or an ensemble of several; with the backends to close afterwards.
+    Bad input raises (BackendConfigError for a spec, ValueError for a mode); the TUI shows it."""
     from judges import EnsembleJudge, RubricJudge
-    from simulator.llm import BackendConfigError, make_backend
+    from simulator.llm import make_backend
 
-    check_mode(mode)
     if any(c.spec == "human" for c in cfgs):
-        fail("the judge cannot be 'human' here; review verdicts in the TUI instead")
-    try:
-        backends = [make_backend(c) for c in cfgs]
-    except BackendConfigError as e:
-        fail(str(e))
+        raise ValueError("the judge cannot be 'human' here; review verdicts in the TUI instead")
+    backends = [make_backend(c) for c in cfgs]
     members = [
         # members of an ensemble get distinct seeds, so one spec repeated at temperature > 0
         # samples independent votes
@@ -110,6 +107,19 @@ def build_judge(
     ]
     judge: RubricJudge | EnsembleJudge = members[0] if len(members) == 1 else EnsembleJudge(members)
     return judge, backends
+
+
+def build_judge(
+    cfgs: list[ModelConfig], *, mode: str, seed: int
+) -> tuple[RubricJudge | EnsembleJudge, list[ChatBackend]]:
+    """``judge_from_configs`` for a command: bad input is one line and exit code 2."""
+    from simulator.llm import BackendConfigError
+
+    check_mode(mode)
+    try:
+        return judge_from_configs(cfgs, mode=mode, seed=seed)
+    except (BackendConfigError, ValueError) as e:
+        fail(str(e))
 
 
 async def _checked(backends: list[ChatBackend]) -> None:
@@ -371,10 +381,7 @@ def calibrate(
             "--run", help="Use the reviews saved in the TUI for this stored run as the labels."
         ),
     ] = None,
-    store: Annotated[
-        Path | None,
-        typer.Option(help="Run store for --run. Default: $CLINSIM_HOME/runs.sqlite."),
-    ] = None,
+    store: StoreOpt = None,
     judge: JudgeSpecsOpt = None,
     mode: ModeOpt = "per-criterion",
     base_url: BaseUrlOpt = None,
@@ -439,12 +446,10 @@ def calibrate(
 def review_records(run: str, store_path: Path | None) -> tuple[str, list[dict[str, Any]]]:
     """The reviews of a stored run as generic label rows: one per (episode, criterion,
     reviewer), with the episode's transcript as the conversation."""
-    from simulator.cli_batch import open_store
+    from simulator.cli_batch import open_store, run_info
 
     with open_store(store_path, must_exist=True) as st:
-        if st.run(run) is None:
-            known = ", ".join(r.name for r in st.runs()) or "none"
-            fail(f"no run {run!r} in {st.path} (runs: {known})")
+        run_info(st, run)
         reviews = st.reviews(run)
         if not reviews:
             fail(f"run {run!r} has no reviews yet; review it with 'clinsim tui {run}'")
@@ -454,10 +459,9 @@ def review_records(run: str, store_path: Path | None) -> tuple[str, list[dict[st
     for rv in reviews:
         row = rows.get(rv["key"])
         result = row.result_obj() if row is not None else None
-        if result is None:
-            continue  # a review of an episode no longer stored (the run was replaced)
-        meta = {c["id"]: c for c in row.rubric} if row is not None else {}
-        crit = meta.get(rv["criterion_id"], {})
+        if row is None or result is None:
+            continue  # a review of an episode no longer stored
+        crit = next((c for c in row.rubric if c["id"] == rv["criterion_id"]), {})
         records.append(
             {
                 "conversation": [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -94,6 +95,13 @@ def data_home() -> Path:
         return Path(os.environ["CLINSIM_HOME"])
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "clinsim"
+
+
+def episode_path(scenario_id: str, episode_id: str, folder: Path | None = None) -> Path:
+    """Where a single episode's result goes by default: ``$CLINSIM_HOME/episodes/`` (or
+    ``folder``), named by time, scenario and episode id."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return (folder or data_home() / "episodes") / f"{stamp}-{scenario_id}-{episode_id}.json"
 
 
 def write_private(path: Path, text: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from textual.app import App
 from textual.binding import Binding
 
+from simulator.store import RunStore, StoreError
 from tui.screens.browser import BrowserScreen
 from tui.services import Services
 
@@ -25,6 +26,29 @@ class ClinsimApp(App[None]):
         self.services = services
         self.initial_run = run
         self.batch_jobs: dict[str, Any] = {}
+        self._store: RunStore | None = None
+
+    def run_store(self) -> RunStore | None:
+        """The run store, opened once and shared by the screens; None (with a message) while
+        there is no store file yet or it cannot be used."""
+        if self._store is None:
+            path = self.services.store_path
+            if not path.is_file():
+                self.notify(
+                    f"no run store at {path}; start a batch with b or 'clinsim batch'",
+                    severity="warning",
+                )
+                return None
+            try:
+                self._store = RunStore(path)
+            except StoreError as e:
+                self.notify(str(e), severity="error")
+                return None
+        return self._store
+
+    def on_unmount(self) -> None:
+        if self._store is not None:
+            self._store.close()
 
     def on_mount(self) -> None:
         self.push_screen(BrowserScreen(self.services))

@@ -9,7 +9,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from personas import PersonaLibrary
 from scenarios import ScenarioLibrary
@@ -46,4 +45,3 @@ class Services:
         default_factory=lambda: [sys.executable, "-m", "simulator.cli", "batch"]
     )
     extra_batch_args: list[str] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)

@@ -12,6 +12,7 @@ import pytest
 
 from personas import PersonaLibrary
 from scenarios import ScenarioLibrary
+from simulator.cli_judging import judge_from_configs
 from simulator.llm import ModelConfig, make_backend
 from tui.app import ClinsimApp
 from tui.services import Services
@@ -20,10 +21,8 @@ SCENARIO = "triage-indigestion-chest-pain"
 
 
 def make_judge(cfg: ModelConfig, mode: str, seed: int) -> Any:
-    from judges import RubricJudge
-
-    backend = make_backend(cfg)
-    return RubricJudge(backend, cfg, mode=mode, seed=seed), [backend]  # type: ignore[arg-type]
+    """What 'clinsim tui' gives the UI."""
+    return judge_from_configs([cfg], mode=mode, seed=seed)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,6 @@ async def test_live_episode_on_the_embedded_model(services, tmp_path: Path) -> N
         setup = EpisodeSetup(
             scenario=svc.scenarios.get(SCENARIO), persona_id="calm-adult",
             clinician="local:smollm2", patient="local:smollm2", judge="", seed=0, max_turns=2,
-            play=None,
         )  # fmt: skip
         await app.push_screen(EpisodeScreen(svc, setup))
         screen = app.screen

@@ -5,7 +5,6 @@ that highlight their evidence turns, agree / override / note saved in the run st
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from textual.widgets import DataTable
@@ -147,11 +146,6 @@ async def test_runs_screen_lists_runs_and_opens_review(services, tmp_path: Path)
         await pilot.press("down", "enter")
         await until(pilot, lambda: isinstance(app.screen, ReviewScreen))
         assert app.screen.run_name == "r2"
-
-
-def test_store_file_mode_is_private(tmp_path: Path) -> None:
-    RunStore(tmp_path / "s.sqlite").close()
-    assert os.stat(tmp_path / "s.sqlite").st_mode & 0o077 == 0
 
 
 def test_old_stores_get_the_review_criterion_column(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ def test_live_episode(snap_compare, services, here: Path) -> None:
     async def run_episode(pilot) -> None:
         setup = EpisodeSetup(
             scenario=svc.scenarios.get(SCENARIO), persona_id="calm-adult", judge="", seed=0,
-            max_turns=2, play=None, **specs,
+            max_turns=2, **specs,
         )  # fmt: skip
         await app.push_screen(EpisodeScreen(svc, setup))
         await until(pilot, lambda: app.screen.state.startswith("ended"))

@@ -89,7 +89,7 @@ def scenario_details(s: Scenario) -> Text:
 
 @dataclass
 class EpisodeSetup:
-    """What the set-up dialog returns."""
+    """What the set-up dialog returns; a role a person plays has the spec 'human'."""
 
     scenario: Scenario
     persona_id: str
@@ -98,7 +98,6 @@ class EpisodeSetup:
     judge: str
     seed: int
     max_turns: int | None
-    play: str | None  # None: watch; 'patient' or 'clinician': a person plays that role
 
 
 class SetupScreen(ModalScreen[EpisodeSetup | None]):
@@ -143,11 +142,6 @@ class SetupScreen(ModalScreen[EpisodeSetup | None]):
             yield Button("Start (ctrl+s)", id="start", variant="primary", compact=True)
         yield Footer()
 
-    def on_mount(self) -> None:
-        default = self.services.settings.get("persona")
-        if default and any(p.id == default for p in self.services.personas):
-            self.query_one("#persona", Select).value = default
-
     def action_cancel(self) -> None:
         self.dismiss(None)
 
@@ -168,7 +162,6 @@ class SetupScreen(ModalScreen[EpisodeSetup | None]):
                 judge=value["judge"],
                 seed=int(value["seed"] or 0),
                 max_turns=int(value["max-turns"]) if value["max-turns"] else None,
-                play=None if play == "watch" else str(play),
             )
         )
 

@@ -88,12 +88,17 @@ class DashboardScreen(Screen[None]):
         job = jobs(self).get(self.run_name)
         info, rows = None, []
         if self.services.store_path.is_file():  # a batch just started may not have made it yet
-            store = open_store(self, self.services)
+            store = open_store(self)
             if store is None:
                 return
-            with store:
-                info = store.run(self.run_name)
-                rows = store.episodes(self.run_name) if info is not None else []
+            info = store.run(self.run_name)
+            if info is not None:  # results are read only when an episode was added
+                rows = store.episodes(self.run_name, with_results=False)
+                stamp = (len(rows), max((r.finished_at for r in rows), default=""))
+                if stamp != self.seen:
+                    self.seen = stamp
+                    full = store.episodes(self.run_name)
+                    self.report = await asyncio.to_thread(build_report, info, full)
         if info is None:
             waiting = job is not None and job.process.poll() is None
             self._show_text(
@@ -101,10 +106,6 @@ class DashboardScreen(Screen[None]):
             )
             self._show_job(job)
             return
-        stamp = (len(rows), max((r.finished_at for r in rows), default=""))
-        if stamp != self.seen:
-            self.seen = stamp
-            self.report = await asyncio.to_thread(build_report, info, rows)
         report = self.report
         assert report is not None
         done, failed = len(rows) - report["failed"], report["failed"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 
 from personas import Persona
 from scenarios import Scenario
-from simulator.config import data_home, role_config, write_private
+from simulator.config import episode_path, role_config, write_private
 from simulator.episode import EpisodeRunner, PendingInput
 from simulator.graph import EpisodeContext
 from simulator.judging import Judge
@@ -92,6 +91,22 @@ class Roles:
     judge: Judge | None
     backends: list[ChatBackend]
 
+    def context(
+        self, scenario: Scenario, persona: Persona, on_judging: Any, **settings: Any
+    ) -> EpisodeContext:
+        """The episode's context with these backends; ``on_judging`` is called when the
+        judge starts."""
+        return EpisodeContext(
+            scenario=scenario,
+            persona=persona,
+            clinician=self.clinician[0],
+            patient=self.patient[0],
+            clinician_cfg=self.clinician[1],
+            patient_cfg=self.patient[1],
+            judge=None if self.judge is None else _ObservedJudge(self.judge, on_judging),
+            **settings,
+        )
+
     async def aclose(self) -> None:
         for b in self.backends:
             await b.aclose()
@@ -126,9 +141,8 @@ def build_roles(services: Services, clinician: str, patient: str, judge: str) ->
 
 def save_result(services: Services, result: EpisodeResult) -> Path:
     """Write the result like ``clinsim run`` does (0600), so nothing watched is lost."""
-    folder = services.episodes_dir or (data_home() / "episodes")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = folder / f"{stamp}-{result.transcript.scenario_id}-{result.transcript.episode_id}.json"
+    t = result.transcript
+    path = episode_path(t.scenario_id, t.episode_id, services.episodes_dir)
     write_private(path, result.model_dump_json(indent=2))
     return path
 
@@ -170,6 +184,7 @@ class LiveEpisode:
 class EpisodeView(Screen[None]):
     """What the live episode and the fork comparison share: status line and the gate keys."""
 
+    services: Services  # set by each screen's __init__
     state = "starting"
     next_role: str | None = None
     live: LiveEpisode | None = None
@@ -182,6 +197,20 @@ class EpisodeView(Screen[None]):
 
     def finished(self, result: EpisodeResult) -> None:  # pragma: no cover - overridden
         pass
+
+    def _judging(self) -> None:
+        self.state = "judging"
+        self.refresh_status()
+
+    def save(self, result: EpisodeResult) -> Path | None:
+        """Save a finished episode like 'clinsim run' does, and say where (or why not)."""
+        try:
+            path = save_result(self.services, result)
+        except OSError as e:
+            self.notify(f"could not save the result: {e}", severity="error")
+            return None
+        self.notify(f"saved {path.name}")
+        return path
 
     def action_pause(self) -> None:
         live = self.live
@@ -256,7 +285,6 @@ class EpisodeScreen(EpisodeView):
         self.scenario = setup.scenario
         self.persona: Persona | None = None
         self.turns: list[Turn] = []
-        self.saved: Path | None = None
         self.error: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -282,16 +310,8 @@ class EpisodeScreen(EpisodeView):
             except KeyError as e:
                 raise SetupError(str(e.args[0])) from None
             roles = build_roles(self.services, s.clinician, s.patient, s.judge)
-            ctx = EpisodeContext(
-                scenario=self.scenario,
-                persona=self.persona,
-                clinician=roles.clinician[0],
-                patient=roles.patient[0],
-                clinician_cfg=roles.clinician[1],
-                patient_cfg=roles.patient[1],
-                judge=None if roles.judge is None else _ObservedJudge(roles.judge, self._judging),
-                seed=s.seed,
-                max_turns=s.max_turns,
+            ctx = roles.context(
+                self.scenario, self.persona, self._judging, seed=s.seed, max_turns=s.max_turns
             )
             self.live = LiveEpisode(self, ctx, roles)
             self.state = "loading models"
@@ -311,10 +331,6 @@ class EpisodeScreen(EpisodeView):
         self.state = "cannot start"
         self.refresh_status()
         self.notify(message, severity="error", timeout=10)
-
-    def _judging(self) -> None:
-        self.state = "judging"
-        self.refresh_status()
 
     def on_turn(self, turn: Turn) -> None:
         self.turns.append(turn)
@@ -347,11 +363,7 @@ class EpisodeScreen(EpisodeView):
         view = self.query_one("#transcript", TranscriptView)
         view.mount(Static(verdict_lines(result, criteria), classes="outcome"))
         view.call_after_refresh(view.scroll_end, animate=False)
-        try:
-            self.saved = save_result(self.services, result)
-            self.notify(f"saved {self.saved.name}")
-        except OSError as e:
-            self.notify(f"could not save the result: {e}", severity="error")
+        self.save(result)
         self.refresh_status()
 
     # ------------------------------------------------------------------ display
@@ -497,15 +509,8 @@ class CompareScreen(EpisodeView):
             judge = self.services.specs["judge"]
         try:
             roles = build_roles(self.services, self.req.clinician, patient, judge)
-            ctx = EpisodeContext(
-                scenario=self.scenario,
-                persona=t.persona,
-                clinician=roles.clinician[0],
-                patient=roles.patient[0],
-                clinician_cfg=roles.clinician[1],
-                patient_cfg=roles.patient[1],
-                judge=None if roles.judge is None else _ObservedJudge(roles.judge, self._judging),
-                seed=t.seeds.get("clinician") or 0,
+            ctx = roles.context(
+                self.scenario, t.persona, self._judging, seed=t.seeds.get("clinician") or 0
             )
             self.live = LiveEpisode(self, ctx, roles)
             for b in roles.backends:
@@ -521,10 +526,6 @@ class CompareScreen(EpisodeView):
             ctx, self.source, self.req.at_turn, on_turn=self.on_turn
         )
         await self.live.settle(outcome)
-
-    def _judging(self) -> None:
-        self.state = "judging"
-        self.refresh_status()
 
     def on_turn(self, turn: Turn) -> None:
         if turn.index > self.req.at_turn:
@@ -542,11 +543,7 @@ class CompareScreen(EpisodeView):
         criteria = {c.id: c.criterion for c in self.scenario.rubric}
         right = self.query_one("#right", TranscriptView)
         right.mount(Static(verdict_lines(result, criteria), classes="outcome"))
-        try:
-            path = save_result(self.services, result)
-            self.notify(f"saved {path.name}")
-        except OSError as e:
-            self.notify(f"could not save the result: {e}", severity="error")
+        self.save(result)
         self.refresh_status()
 
     def refresh_status(self) -> None:

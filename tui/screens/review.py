@@ -4,7 +4,7 @@ table, which ``clinsim judge calibrate --run`` reads as human labels."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual import on
@@ -17,26 +17,21 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 from scenarios import Scenario
 from simulator.report import critical_failures
 from simulator.schemas import EpisodeResult, Verdict
-from simulator.store import EpisodeRow, RunStore, StoreError
+from simulator.store import EpisodeRow, RunStore
 from tui.services import Services
 from tui.widgets.transcript import TranscriptView
+
+if TYPE_CHECKING:
+    from tui.app import ClinsimApp
 
 STATUS_STYLE = {"met": "green", "not_met": "yellow", "unscored": "red"}
 HUMAN_LABEL = {"met": "met", "not_met": "not met"}
 
 
-def open_store(screen: Screen[Any], services: Services) -> RunStore | None:
-    if not services.store_path.is_file():
-        screen.notify(
-            f"no run store at {services.store_path}; start a batch with b or 'clinsim batch'",
-            severity="warning",
-        )
-        return None
-    try:
-        return RunStore(services.store_path)
-    except StoreError as e:
-        screen.notify(str(e), severity="error")
-        return None
+def open_store(screen: Screen[Any]) -> RunStore | None:
+    """The app's run store (one connection for the whole session)."""
+    app = cast("ClinsimApp", screen.app)
+    return app.run_store()
 
 
 def score_text(row: EpisodeRow) -> str:
@@ -76,19 +71,18 @@ class RunsScreen(Screen[None]):
         table = self.query_one("#runs", DataTable)
         table.clear()
         self.names = []
-        store = open_store(self, self.services)
+        store = open_store(self)
         if store is None:
             return
-        with store:
-            for info in store.runs():
-                statuses = store.statuses(info.name)
-                done = sum(1 for s, _ in statuses.values() if s == "done")
-                table.add_row(
-                    info.name, info.created_at[:16].replace("T", " "), str(info.planned),
-                    str(done), str(len(statuses) - done), str(len(store.reviews(info.name))),
-                    key=info.name,
-                )  # fmt: skip
-                self.names.append(info.name)
+        for info in store.runs():
+            statuses = store.statuses(info.name)
+            done = sum(1 for s, _ in statuses.values() if s == "done")
+            table.add_row(
+                info.name, info.created_at[:16].replace("T", " "), str(info.planned),
+                str(done), str(len(statuses) - done), str(len(store.reviews(info.name))),
+                key=info.name,
+            )  # fmt: skip
+            self.names.append(info.name)
 
     def current(self) -> str | None:
         table = self.query_one("#runs", DataTable)
@@ -159,21 +153,20 @@ class ReviewScreen(Screen[None]):
         row_before = table.cursor_row
         table.clear()
         self.keys = []
-        store = open_store(self, self.services)
+        store = open_store(self)
         if store is None:
             return
-        with store:
-            if store.run(self.run_name) is None:
-                known = ", ".join(r.name for r in store.runs()) or "none"
-                self.query_one("#summary", Label).update(
-                    f"no run {self.run_name!r} in the store (runs: {known})"
-                )
-                return
-            rows = store.episodes(self.run_name)
-            mine: dict[str, int] = {}
-            for rv in store.reviews(self.run_name):
-                if rv["reviewer"] == self.services.reviewer:
-                    mine[rv["key"]] = mine.get(rv["key"], 0) + 1
+        if store.run(self.run_name) is None:
+            known = ", ".join(r.name for r in store.runs()) or "none"
+            self.query_one("#summary", Label).update(
+                f"no run {self.run_name!r} in the store (runs: {known})"
+            )
+            return
+        rows = store.episodes(self.run_name)
+        mine: dict[str, int] = {}
+        for rv in store.reviews(self.run_name):
+            if rv["reviewer"] == self.services.reviewer:
+                mine[rv["key"]] = mine.get(rv["key"], 0) + 1
         failures = 0
         for row in rows:
             result = row.result_obj()
@@ -287,17 +280,16 @@ class EpisodeReviewScreen(Screen[None]):
         table.focus()
 
     def load(self) -> None:
-        store = open_store(self, self.services)
+        store = open_store(self)
         if store is None:
             return
         key = self.keys[self.index]
-        with store:
-            self.row = store.episode(self.run_name, key)
-            self.mine = {
-                rv["criterion_id"]: rv
-                for rv in store.reviews(self.run_name)
-                if rv["key"] == key and rv["reviewer"] == self.services.reviewer
-            }
+        self.row = store.episode(self.run_name, key)
+        self.mine = {
+            rv["criterion_id"]: rv
+            for rv in store.reviews(self.run_name)
+            if rv["key"] == key and rv["reviewer"] == self.services.reviewer
+        }
         row = self.row
         self.result = row.result_obj() if row is not None else None
         self.scenario = None
@@ -383,17 +375,16 @@ class EpisodeReviewScreen(Screen[None]):
     # ------------------------------------------------------------------ reviewing
 
     def _save(self, v: Verdict, human_status: str, note: str | None = None) -> None:
-        store = open_store(self, self.services)
+        store = open_store(self)
         if store is None or self.row is None:
             return
         old = self.mine.get(v.criterion_id)
         note = note if note is not None else (old["note"] if old else "")
-        with store:
-            store.save_review(
-                self.run_name, self.row.key, v.criterion_id, reviewer=self.services.reviewer,
-                judge_status=v.status, human_status=human_status, note=note,
-                criterion=self.criteria.get(v.criterion_id, ""),
-            )  # fmt: skip
+        store.save_review(
+            self.run_name, self.row.key, v.criterion_id, reviewer=self.services.reviewer,
+            judge_status=v.status, human_status=human_status, note=note,
+            criterion=self.criteria.get(v.criterion_id, ""),
+        )  # fmt: skip
         self.mine[v.criterion_id] = {
             "criterion_id": v.criterion_id, "judge_status": v.status,
             "human_status": human_status, "note": note,
@@ -429,13 +420,12 @@ class EpisodeReviewScreen(Screen[None]):
 
     def action_clear(self) -> None:
         v = self.current()
-        store = open_store(self, self.services)
+        store = open_store(self)
         if v is None or store is None or self.row is None:
             return
-        with store:
-            store.delete_review(
-                self.run_name, self.row.key, v.criterion_id, reviewer=self.services.reviewer
-            )
+        store.delete_review(
+            self.run_name, self.row.key, v.criterion_id, reviewer=self.services.reviewer
+        )
         self.mine.pop(v.criterion_id, None)
         self._after_change(v)
 

@@ -3,13 +3,12 @@ composition root; tests build it with scripted models."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.app import App
 from textual.binding import Binding
 
 from simulator.store import RunStore, StoreError
 from tui.screens.browser import BrowserScreen
+from tui.screens.dashboard import BatchJob
 from tui.services import Services
 
 
@@ -25,7 +24,7 @@ class ClinsimApp(App[None]):
         super().__init__()
         self.services = services
         self.initial_run = run
-        self.batch_jobs: dict[str, Any] = {}
+        self.batch_jobs: dict[str, BatchJob] = {}
         self._store: RunStore | None = None
 
     def run_store(self) -> RunStore | None:

@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual import on
@@ -26,6 +26,9 @@ from simulator.report import build_report
 from tui.screens.review import open_store
 from tui.services import Services
 from tui.widgets.bars import bar_chart
+
+if TYPE_CHECKING:
+    from tui.app import ClinsimApp
 
 
 @dataclass
@@ -47,8 +50,8 @@ class BatchJob:
 
 def jobs(screen: Screen[Any]) -> dict[str, BatchJob]:
     """The batches this app started, by run name (kept on the app)."""
-    found: dict[str, BatchJob] = getattr(screen.app, "batch_jobs", {})
-    return found
+    app = cast("ClinsimApp", screen.app)
+    return app.batch_jobs
 
 
 class DashboardScreen(Screen[None]):

@@ -182,7 +182,10 @@ def _load_craftmd(path: Path, rows: list[tuple[int, dict[str, Any]]]) -> LabelSe
             raise DataFileError(path, "expected an object", line=n, field="labels")
         key = f"{row['case_id']}/{row.get('doctor_model', '')}"
         if key not in items:
-            turns = _craft_turns(str(row["conversation_text"]), row.get("final_diagnosis"))
+            final = row.get("final_diagnosis")
+            turns = _craft_turns(
+                str(row["conversation_text"]), None if final is None else str(final)
+            )
             if not turns:
                 raise DataFileError(
                     path,
@@ -248,6 +251,13 @@ def _generic_turns(path: Path, n: int, conversation: Any) -> list[Turn]:
             )
         who: Role = "patient" if role in _PATIENT_ROLES else "clinician"
         turns.append(Turn(index=len(turns) + 1, role=who, content=t["content"]))
+    if not turns:
+        raise DataFileError(
+            path,
+            "no patient or clinician turn (only system turns); nothing to grade",
+            line=n,
+            field="conversation",
+        )
     return turns
 
 
@@ -280,7 +290,7 @@ def _load_generic(path: Path, rows: list[tuple[int, dict[str, Any]]]) -> LabelSe
                 points=int(row.get("points", 1)),
                 axis=row.get("axis", "accuracy"),
             )
-        except (ValidationError, ValueError, TypeError) as e:
+        except (ValidationError, ValueError, TypeError, OverflowError) as e:
             err = e.errors()[0] if isinstance(e, ValidationError) else None
             where = ".".join(map(str, err["loc"])) if err else "points"
             msg = err["msg"] if err else str(e)

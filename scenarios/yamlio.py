@@ -1,6 +1,7 @@
 """Reading YAML data files into pydantic models with errors people can act on.
 
-Shared by the scenario and persona loaders. Errors carry the file, the line (from the YAML
+Shared by the scenario and persona loaders (and, through ``read_text`` and ``parse_yaml``, by
+the run-config, price-table and result loaders). Errors carry the file, the line (from the YAML
 node marks), the field path, the bad value and the message, and print as one line.
 """
 
@@ -45,37 +46,94 @@ class DataFileError(ValueError):
         super().__init__(f"{where}: {what}{message}{got}")
 
 
-def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
-    """Parse one YAML file; return the data and its node tree (for line numbers)."""
+def read_text(path: Path, *, limit: int = MAX_FILE_BYTES, hint: str = "split it") -> str:
+    """A file's text; DataFileError when it cannot be read, is over ``limit`` bytes (checked
+    before reading) or is not UTF-8. ``hint`` says what to do about a file that is too big."""
     try:
+        size = path.stat().st_size
+        if size > limit:
+            raise DataFileError(
+                path, f"file is {size} bytes, more than the {limit} allowed; {hint}"
+            )
         raw = path.read_bytes()
     except OSError as e:
         raise DataFileError(path, f"cannot read file: {e.strerror or e}") from None
-    if len(raw) > MAX_FILE_BYTES:
+    if len(raw) > limit:  # it grew after the check
         raise DataFileError(
-            path, f"file is {len(raw)} bytes, more than the {MAX_FILE_BYTES} allowed; split it"
+            path, f"file is {len(raw)} bytes, more than the {limit} allowed; {hint}"
         )
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
         raise DataFileError(
-            path, f"not UTF-8 text (bad byte at offset {e.start}); save the file as UTF-8"
+            path,
+            f"not UTF-8 text (bad byte at offset {e.start}); save the file as UTF-8",
+            line=line,
         ) from None
-    if not text.strip():
-        raise DataFileError(path, "file is empty; expected a YAML mapping")
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose failures to build a value (``2020-13-45``, ``!!int abc``) are YAML
+    errors with the value's position, like every other YAML error."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, AttributeError, ArithmeticError, LookupError) as e:
+            shown = f" {node.value!r}" if isinstance(node, yaml.ScalarNode) else ""
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"cannot read{shown[:80]} as {node.tag.rsplit(':', 1)[-1]} ({e})",
+                node.start_mark,
+            ) from None
+
+
+def parse_yaml(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
+    """Parse YAML text read from ``path``; return the data and its node tree (for line
+    numbers). Any problem is a DataFileError with the line where known."""
+    loader = None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = _Loader(text)  # rejects characters YAML does not allow, e.g. NUL
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise DataFileError(
-            path, f"invalid YAML: {problem}", line=mark.line + 1 if mark else None
-        ) from None
+        raise _yaml_error(path, text, e) from None
+    except RecursionError:
+        raise DataFileError(path, "invalid YAML: nested too deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     return data, node
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+def _yaml_error(path: Path, text: str, e: yaml.YAMLError) -> DataFileError:
+    if isinstance(e, yaml.reader.ReaderError):
+        return DataFileError(
+            path,
+            f"invalid YAML: character #x{e.character:04x} is not allowed; remove it",
+            line=text[: e.position].count("\n") + 1,
+        )
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    context, start = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if context and start and (mark is None or start.line != mark.line):
+        problem += f" ({context} that starts on line {start.line + 1})"
+    return DataFileError(path, f"invalid YAML: {problem}", line=mark.line + 1 if mark else None)
+
+
+def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    """Parse one YAML file; return the data and its node tree (for line numbers)."""
+    text = read_text(path)
+    if not text.strip():
+        raise DataFileError(path, "file is empty; expected a YAML mapping")
+    return parse_yaml(path, text)
+
+
+def line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     """Follow a pydantic error location through the YAML node tree to a line number."""
     best = node.start_mark.line + 1 if node is not None else None
     for key in loc:
@@ -116,7 +174,7 @@ def validation_error(
     more = len(err.errors()) - 1
     if more:
         msg += f" (and {more} more error{'s' if more > 1 else ''})"
-    return DataFileError(path, msg, line=_line_of(node, loc), field=field, value=value)
+    return DataFileError(path, msg, line=line_of(node, loc), field=field, value=value)
 
 
 def load_model(path: Path, model: type[M]) -> M:

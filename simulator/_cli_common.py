@@ -25,8 +25,9 @@ StoreOpt = Annotated[
 
 
 def fail(message: str) -> NoReturn:
-    """Bad input: one line on stderr, exit code 2."""
-    typer.echo(f"error: {message}", err=True)
+    """Bad input: one line on stderr, exit code 2. A message that spans lines (a library's
+    error text) is joined into one."""
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
     raise typer.Exit(2)
 
 

@@ -30,7 +30,7 @@ from simulator.version import __version__
 # Faults of the machinery rather than of a model's behaviour: retried on resume, never scored.
 INFRASTRUCTURE_KINDS = frozenset(
     {"config", "connection", "timeout", "rate_limit", "quota", "server", "auth", "bad_request",
-     "exhausted", "internal"}
+     "malformed", "exhausted", "internal"}
 )  # fmt: skip
 
 

@@ -14,6 +14,8 @@ import typer
 from simulator._cli_common import DirsOpt, StoreOpt, fail, libraries
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from simulator.store import RunInfo, RunStore
 
 FORMATS = ("table", "json", "csv", "jsonl", "healthbench", "html")
@@ -70,6 +72,15 @@ def batch(
     ] = None,
     config: Annotated[Path | None, typer.Option(help="Run config file (YAML or TOML).")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Episodes in flight.")] = 8,
+    retries: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=20,
+            help="Attempts per model call on 429, 5xx, timeouts and dropped connections "
+            "(1 = no retry); a server's Retry-After is honoured.",
+        ),
+    ] = 4,
     max_turns: Annotated[int | None, typer.Option(min=1, help="Most clinician turns.")] = None,
     min_turns: Annotated[
         int | None, typer.Option(min=1, help="Ignore earlier end markers.")
@@ -100,7 +111,7 @@ def batch(
 
     from simulator.batch import BatchSettings, manifest, plan
     from simulator.config import ConfigFileError, RunConfig, load_run_config, role_config
-    from simulator.llm import BackendConfigError
+    from simulator.llm import BackendConfigError, RetryPolicy
     from simulator.prices import PriceFileError, load_prices
     from simulator.store import RunConfigChanged
 
@@ -152,6 +163,7 @@ def batch(
         min_turns=min_turns or file_cfg.min_turns or 1,
         timeout_s=timeout or file_cfg.timeout_s,
         error_budget=file_cfg.error_budget if file_cfg.error_budget is not None else 3,
+        retry=RetryPolicy(attempts=retries),
     )
     man, config_hash = manifest(
         episodes=episodes,
@@ -169,15 +181,22 @@ def batch(
         },
     )
     name = run or "batch-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    with open_store(store) as st:
+
+    def open_run() -> tuple[RunStore, bool]:
+        """The store and the run in it, opened only once every backend has passed its check,
+        so that bad input leaves no store and no empty run behind."""
+        st = open_store(store)
         try:
-            resumed = st.open_run(name, man, config_hash, len(episodes), replace=replace)
+            return st, st.open_run(name, man, config_hash, len(episodes), replace=replace)
         except RunConfigChanged as e:
+            st.close()
             fail(str(e))
-        summary = asyncio.run(
-            _batch_async(st, name, episodes, clinician_cfgs, patient_cfg, judge_cfgs, judge_mode,
-                         seed, settings, quiet=quiet, resumed=resumed)
-        )  # fmt: skip
+
+    summary, st = asyncio.run(
+        _batch_async(open_run, name, episodes, clinician_cfgs, patient_cfg, judge_cfgs,
+                     judge_mode, seed, settings, quiet=quiet)
+    )  # fmt: skip
+    with st:
         rows = st.episodes(name, with_results=False)
     from simulator.report import cost_by_role
 
@@ -239,7 +258,7 @@ def _select_personas(lib: Any, patterns: list[str]) -> list[Any]:
 
 
 async def _batch_async(
-    store: RunStore,
+    open_run: Callable[[], tuple[RunStore, bool]],
     name: str,
     episodes: list[Any],
     clinician_cfgs: list[Any],
@@ -250,8 +269,7 @@ async def _batch_async(
     settings: Any,
     *,
     quiet: bool,
-    resumed: bool,
-) -> Any:
+) -> tuple[Any, RunStore]:
     from simulator import cli_judging
     from simulator.batch import Roles, run_batch
     from simulator.llm import BackendConfigError, BackendError, make_backend
@@ -264,7 +282,9 @@ async def _batch_async(
     judge: Any = None
     judge_backends: list[Any] = []
     if judge_cfgs:
-        judge, judge_backends = cli_judging.build_judge(judge_cfgs, mode=judge_mode, seed=seed)
+        judge, judge_backends = cli_judging.build_judge(
+            judge_cfgs, mode=judge_mode, seed=seed, retry=settings.retry
+        )
     backends = [b for b, _ in clinicians] + [patient[0]] + list(judge_backends)
     try:
         for b in backends:
@@ -275,9 +295,14 @@ async def _batch_async(
             except BackendError:
                 pass  # a server that fails now fails its episodes, attributed; the run goes on
         roles = Roles(clinicians=clinicians, patient=patient, judge=judge)
-        if quiet:
-            return await run_batch(store, name, episodes, roles, settings)
-        return await _with_progress(store, name, episodes, roles, settings, resumed)
+        store, resumed = open_run()
+        try:
+            if quiet:
+                return await run_batch(store, name, episodes, roles, settings), store
+            return await _with_progress(store, name, episodes, roles, settings, resumed), store
+        except BaseException:
+            store.close()
+            raise
     finally:
         for b in backends:
             await b.aclose()

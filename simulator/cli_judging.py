@@ -16,7 +16,7 @@ from simulator._cli_common import DirsOpt, StoreOpt, fail, libraries
 if TYPE_CHECKING:
     from judges import EnsembleJudge, JudgeMode, RubricJudge
     from scenarios import Scenario
-    from simulator.llm import ChatBackend, ModelConfig
+    from simulator.llm import ChatBackend, ModelConfig, RetryPolicy
     from simulator.schemas import EpisodeResult
 
 judge_app = typer.Typer(help="Judges: calibration against human labels.", no_args_is_help=True)
@@ -87,7 +87,7 @@ def check_mode(mode: str) -> None:
 
 
 def judge_from_configs(
-    cfgs: list[ModelConfig], *, mode: str, seed: int
+    cfgs: list[ModelConfig], *, mode: str, seed: int, retry: RetryPolicy | None = None
 ) -> tuple[RubricJudge | EnsembleJudge, list[ChatBackend]]:
     """One rubric judge, or an ensemble of several; with the backends to close afterwards.
     Bad input raises (BackendConfigError for a spec, ValueError for a mode); the TUI shows it."""
@@ -101,7 +101,12 @@ def judge_from_configs(
         # members of an ensemble get distinct seeds, so one spec repeated at temperature > 0
         # samples independent votes
         RubricJudge(
-            b, c, mode=cast("JudgeMode", mode), seed=seed + 7919 * n, concurrency=c.concurrency
+            b,
+            c,
+            mode=cast("JudgeMode", mode),
+            seed=seed + 7919 * n,
+            concurrency=c.concurrency,
+            retry=retry,
         )
         for n, (b, c) in enumerate(zip(backends, cfgs, strict=True))
     ]
@@ -110,14 +115,14 @@ def judge_from_configs(
 
 
 def build_judge(
-    cfgs: list[ModelConfig], *, mode: str, seed: int
+    cfgs: list[ModelConfig], *, mode: str, seed: int, retry: RetryPolicy | None = None
 ) -> tuple[RubricJudge | EnsembleJudge, list[ChatBackend]]:
     """``judge_from_configs`` for a command: bad input is one line and exit code 2."""
     from simulator.llm import BackendConfigError
 
     check_mode(mode)
     try:
-        return judge_from_configs(cfgs, mode=mode, seed=seed)
+        return judge_from_configs(cfgs, mode=mode, seed=seed, retry=retry)
     except (BackendConfigError, ValueError) as e:
         fail(str(e))
 
@@ -172,23 +177,48 @@ def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
-def _load_result(path: Path) -> EpisodeResult:
+# Largest result file read (bytes), checked before reading: a 100-turn transcript at the
+# longest replies is far below it.
+MAX_RESULT_BYTES = 50_000_000
+
+
+def load_result(path: Path) -> EpisodeResult:
+    """A result file as written by ``clinsim run``; DataFileError (one line naming the file,
+    and the line or field where known) for anything else."""
+    import re
+
     from pydantic import ValidationError
 
+    from scenarios.yamlio import DataFileError, read_text
     from simulator.schemas import EpisodeResult
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        fail(f"{path}: not UTF-8 text; expected a clinsim result JSON file")
-    except OSError as e:
-        fail(f"{path}: cannot read: {e.strerror or e}")
+    expected = "expected a result JSON file written by 'clinsim run'"
+    text = read_text(path, limit=MAX_RESULT_BYTES, hint=expected)
+    if not text.strip():
+        raise DataFileError(path, f"file is empty; {expected}")
     try:
         return EpisodeResult.model_validate_json(text)
     except ValidationError as e:
         err = e.errors()[0]
+        msg = str(err["msg"])
+        if err["type"] == "json_invalid":
+            at = re.search(r"at line (\d+)", msg)
+            raise DataFileError(
+                path,
+                f"not a clinsim result: {msg}; {expected}",
+                line=int(at.group(1)) if at else None,
+            ) from None
         where = ".".join(map(str, err["loc"])) or "(top level)"
-        fail(f"{path}: not a clinsim result: {where}: {err['msg']}; expected 'clinsim run' output")
+        raise DataFileError(path, f"not a clinsim result: {where}: {msg}; {expected}") from None
+
+
+def _load_result(path: Path) -> EpisodeResult:
+    from scenarios.yamlio import DataFileError
+
+    try:
+        return load_result(path)
+    except DataFileError as e:
+        fail(str(e))
 
 
 def score(

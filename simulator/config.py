@@ -4,15 +4,16 @@ Command-line flags override it."""
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from simulator.llm import ModelConfig
+from scenarios.yamlio import MAX_FILE_BYTES, DataFileError, parse_yaml, read_text, validation_error
+from simulator.llm import BackendConfigError, ModelConfig, check_spec
 
 ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
     "clinician": {"spec": "local:smollm2", "temperature": 0.7, "max_tokens": 320},
@@ -48,7 +49,20 @@ class RunConfig(BaseModel):
     @field_validator("clinician", "patient", "judge", mode="before")
     @classmethod
     def _spec_shorthand(cls, v: object) -> object:
-        return {"spec": v} if isinstance(v, str) else v
+        v = {"spec": v} if isinstance(v, str) else v
+        if isinstance(v, dict):
+            # ModelConfig raises BackendConfigError, which pydantic would let through
+            # unlocated; a ValueError here becomes an error on this role's field.
+            try:
+                if isinstance(v.get("spec"), str):
+                    check_spec(v["spec"])
+                if v.get("base_url") and isinstance(v["base_url"], str):
+                    from simulator.llm._openai import validate_base_url
+
+                    validate_base_url(v["base_url"])
+            except BackendConfigError as e:
+                raise ValueError(str(e)) from None
+        return v
 
 
 class ConfigFileError(ValueError):
@@ -56,35 +70,66 @@ class ConfigFileError(ValueError):
 
 
 def load_run_config(path: Path) -> RunConfig:
+    """Read ``--config``: TOML for a ``.toml`` file, else YAML. Any problem is a
+    ConfigFileError whose one line says the file (and the line and field, where known), what
+    is wrong and what to do."""
+    if not path.exists():
+        raise ConfigFileError(f"{path}: config file not found; check the --config path")
+    toml = path.suffix == ".toml"
+    node = None
+    empty = (
+        "config file is empty; set at least one field (e.g. 'clinician: openai:MODEL') "
+        "or leave out --config"
+    )
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigFileError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigFileError(f"{path}: cannot read config ({e})") from None
-    try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else (yaml.safe_load(text) or {})
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
-        kind = "TOML" if path.suffix == ".toml" else "YAML"
-        raise ConfigFileError(f"{path}: not valid {kind}: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigFileError(f"{path}: expected a mapping at the top level")
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ConfigFileError(f"{path}: field '{where}': {err['msg']}") from None
+        text = read_text(
+            path, limit=MAX_FILE_BYTES, hint="a run config is a few lines: check the path"
+        )
+        if not text.strip():
+            raise DataFileError(path, empty)
+        if toml:
+            try:
+                data: Any = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as e:
+                at = re.search(r"at line (\d+)", str(e))
+                raise DataFileError(
+                    path, f"not valid TOML: {e}", line=int(at.group(1)) if at else None
+                ) from None
+            except ValueError:  # an integer of more than 4300 digits
+                raise DataFileError(path, "not valid TOML: a number too long to read") from None
+            except RecursionError:
+                raise DataFileError(path, "not valid TOML: nested too deeply") from None
+        else:
+            data, node = parse_yaml(path, text)
+        if data is None or data == {}:  # comments only
+            raise DataFileError(path, empty)
+        if not isinstance(data, dict):
+            raise DataFileError(
+                path,
+                f"expected a mapping of settings at the top level, got {type(data).__name__}; "
+                "e.g. 'clinician: openai:MODEL'",
+            )
+        try:
+            return RunConfig.model_validate(data)
+        except ValidationError as e:
+            raise validation_error(path, e, node, data) from None
+    except DataFileError as e:
+        raise ConfigFileError(str(e)) from None
 
 
 def role_config(role: str, from_file: ModelConfig | None, overrides: dict[str, Any]) -> ModelConfig:
-    """The role's defaults, then the config file, then the flags that were given."""
+    """The role's defaults, then the config file, then the flags that were given. A base URL
+    that is not an http(s) URL is a BackendConfigError here, before anything is opened."""
     data = dict(ROLE_DEFAULTS[role])
     if from_file is not None:
         data.update(from_file.model_dump(exclude_unset=True))
         if from_file.api_key is not None:
             data["api_key"] = from_file.api_key
     data.update({k: v for k, v in overrides.items() if v is not None})
+    if data.get("base_url") and isinstance(data["base_url"], str):  # "" means the default
+        from simulator.llm._openai import validate_base_url
+
+        validate_base_url(data["base_url"])
     return ModelConfig.model_validate(data)
 
 
@@ -104,9 +149,21 @@ def episode_path(scenario_id: str, episode_id: str, folder: Path | None = None) 
     return (folder or data_home() / "episodes") / f"{stamp}-{scenario_id}-{episode_id}.json"
 
 
+def private_dir(path: Path) -> Path:
+    """Make a folder and any missing parents, each readable by the owner only (0700)."""
+    missing = []
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing.append(p)
+    for p in reversed(missing):
+        p.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
 def write_private(path: Path, text: str) -> None:
     """Write atomically, readable by the owner only (results can hold health data)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

@@ -15,7 +15,7 @@ import re
 
 FLAG = "addresses_grader"
 
-_GRADER = r"(?:evaluators?|graders?|judges?|assessors?|raters?|scorers?|grading (?:model|ai|system)|scoring (?:model|ai|system)|evaluation (?:model|ai|system)|llm[- ]judge|ai judge)"
+_GRADER = r"(?:evaluators?|graders?|judges?|assessors?|raters?|scorers?|reviewers?|grading (?:model|ai|system)|scoring (?:model|ai|system)|evaluation (?:model|ai|system)|llm[- ]judge|ai judge)"
 _ENGLISH = [
     # instructions aimed at whoever reads the transcript
     r"\bignore\b[^.!?\n]{0,40}\b(?:rubric|criteria|criterion|grading|scoring|evaluation|evaluator|grader|instructions?)\b",
@@ -29,7 +29,10 @@ _ENGLISH = [
     # addressing the grader by role
     rf"\bas (?:the|an|a|your) {_GRADER}\b",
     rf"\b(?:(?:dear|attention|hey|hi|hello),?\s+|(?:note|notice|message|instructions?) (?:to|for) (?:the |any |all )?|(?:to|for) (?:the|any|all) )(?:ai )?{_GRADER}\b",
-    rf"(?:^|[.!?\n]\s*){_GRADER}\s*[:,]",
+    rf"(?:^|[.!?\n]\s*)(?:<!--|[\[({{#*>]+)?\s*{_GRADER}\s*[:,]",
+    rf"\b{_GRADER}\b[^.!?\n]{{0,20}}\b(?:reading|reviewing|scoring|grading|checking|assessing) this\b",
+    r"\b(?:models?|ai|llms?|systems?) (?:assessing|evaluating|grading|scoring|judging|reviewing|reading) this (?:conversation|response|answer|reply|transcript)\b",
+    r"\b(?:score|grade|rate|mark) (?:this|the|my) (?:response|answer|reply|conversation|transcript)\b",
     rf"\b(?:you are|you're) (?:the|an|a) {_GRADER}\b",
     r"\bthis (?:response|answer|reply|conversation|transcript) (?:should|must|deserves to) (?:be (?:scored|graded|rated|marked)|score|get)\b",
 ]

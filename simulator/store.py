@@ -154,7 +154,9 @@ class RunStore:
         self.path = Path(path) if path is not None else default_store_path()
         if self.path.exists() and not self.path.is_file():
             raise StoreError(f"{self.path}: not a file; --store takes a SQLite file path")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        from simulator.config import private_dir
+
+        private_dir(self.path.parent)
         old = os.umask(0o077)  # the database, its -wal and -shm files: owner only
         try:
             if not self.path.exists():

@@ -75,6 +75,10 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "4096",
             "--model_alias",
             "smollm2",
+            "--n_threads",
+            str(os.cpu_count() or 1),  # its default is half the cores
+            "--cache",
+            "true",  # keep the KV state of earlier prompts: roles alternate system prompts
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -21,6 +21,10 @@ Sex = Literal["female", "male", "other"]
 # At most this many hidden facts per scenario; the patient simulator has to hold them all.
 MAX_FACTS = 40
 
+# Largest JSONL file read (bytes), checked before reading: far above the public data sets
+# (HealthBench's full set is tens of MB), far below what would exhaust memory.
+MAX_JSONL_BYTES = 200_000_000
+
 # Most clinician turns for the history-taking sources (AgentClinic, MediQ).
 PRE_CONSULTATION_MAX_TURNS = 10
 
@@ -103,11 +107,18 @@ def _type_name(t: type) -> str:
 def read_jsonl(path: Path) -> list[Row]:
     """Read a JSONL file: one JSON object a line; blank lines are ignored.
 
-    Raises DataFileError (one line, with the line number) for an unreadable or empty file,
-    bytes that are not UTF-8, a line that is not valid JSON, or a line that is not an object.
+    Raises DataFileError (one line, with the line number) for an unreadable, empty or too
+    large file, bytes that are not UTF-8, a line that is not valid JSON (or nests too deeply,
+    or holds an integer too long to read), or a line that is not an object.
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_JSONL_BYTES:
+            raise DataFileError(
+                path,
+                f"file is {size} bytes, more than the {MAX_JSONL_BYTES} allowed; split it",
+            )
         raw = path.read_bytes()
     except OSError as e:
         raise DataFileError(path, f"cannot read file: {e.strerror or e}") from None
@@ -132,6 +143,15 @@ def read_jsonl(path: Path) -> list[Row]:
                 path,
                 f"invalid JSON: {e.msg} at column {e.colno}; expected one object a line",
                 line=n,
+            ) from None
+        except (ValueError, RecursionError) as e:  # an integer of >4300 digits; deep nesting
+            why = (
+                "nested too deeply"
+                if isinstance(e, RecursionError)
+                else "a number too long to read"
+            )
+            raise DataFileError(
+                path, f"invalid JSON: {why}; expected one object a line", line=n
             ) from None
         if not isinstance(data, dict):
             raise DataFileError(

@@ -17,9 +17,13 @@ FaultKind = Literal[
     "auth",
     "bad_request",
     "bad_response",
+    "malformed",
     "exhausted",
 ]
-RETRYABLE: frozenset[str] = frozenset({"connection", "timeout", "rate_limit", "server"})
+# "malformed": the server's reply could not be read (not JSON, wrong shape): a server fault.
+RETRYABLE: frozenset[str] = frozenset(
+    {"connection", "timeout", "rate_limit", "server", "malformed"}
+)
 StructuredMode = Literal["json_schema", "json_object", "grammar", "prompt"]
 
 

@@ -55,7 +55,9 @@ def _classify(e: Exception, where: str) -> BackendError:
     if isinstance(e, openai.APITimeoutError):
         return BackendError("timeout", f"{where}: request timed out")
     if isinstance(e, openai.APIConnectionError):
-        return BackendError("connection", f"{where}: cannot connect ({e.__cause__ or e})")
+        cause = e.__cause__ or e
+        why = str(cause) or type(cause).__name__
+        return BackendError("connection", f"{where}: connection failed ({why})")
     if isinstance(e, openai.APIStatusError):
         status = e.status_code
         retry_after = None
@@ -107,6 +109,7 @@ class OpenAIBackend:
                 )
             key = "not-needed"  # local servers ignore it; the SDK requires one
         self.spec = f"openai:{model}"
+        self._key = key
         self._client = AsyncOpenAI(
             base_url=self.base_url, api_key=key, timeout=timeout, max_retries=0
         )
@@ -127,57 +130,74 @@ class OpenAIBackend:
         seed: int | None = None,
         response_format: JsonSchema | None = None,
     ) -> Completion:
-        import openai
-
         kw: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
         if seed is not None:
             kw["seed"] = seed
-        where = f"{self.spec} at {self.base_url}"
-        async with self._limit:
-            start = time.perf_counter()
-            mode: StructuredMode | None = None
-            if response_format is None:
-                try:
-                    resp = await self._create(messages, None, **kw)
-                except openai.OpenAIError as e:
-                    raise _classify(e, where) from None
-            else:
-                known = _server_modes.get(self.base_url)
-                modes = _MODES[_MODES.index(known) :] if known else _MODES
-                resp = None
-                first_error: Exception | None = None
-                for mode in modes:
-                    try:
-                        resp = await self._create(
-                            messages, _response_format(mode, response_format), **kw
-                        )
-                    except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
-                        first_error = first_error or e
-                        continue
-                    except openai.InternalServerError as e:
-                        # llama.cpp's server answers 500 to json_schema: degrade, don't retry.
-                        first_error = first_error or e
-                        continue
-                    except openai.OpenAIError as e:
-                        raise _classify(e, where) from None
-                    _server_modes[self.base_url] = mode
-                    break
-                if resp is None:
-                    assert first_error is not None
-                    raise _classify(first_error, where)
-            latency = time.perf_counter() - start
-        if not getattr(resp, "choices", None):
-            raise BackendError("bad_response", f"{where}: reply has no choices")
-        choice = resp.choices[0]
-        usage = getattr(resp, "usage", None)
-        return Completion(
-            text=(choice.message.content or "") if choice.message else "",
-            finish_reason=choice.finish_reason or "stop",
-            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            latency_s=latency,
-            structured=mode if response_format is not None else None,
-        )
+        try:
+            async with self._limit:
+                start = time.perf_counter()
+                resp, mode = await self._request(messages, response_format, kw)
+                latency = time.perf_counter() - start
+            choice = resp.choices[0]
+            usage = getattr(resp, "usage", None)
+            return Completion(
+                text=(choice.message.content or "") if choice.message else "",
+                finish_reason=choice.finish_reason or "stop",
+                prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+                latency_s=latency,
+                structured=mode,
+            )
+        except BackendError as e:
+            raise self._redacted(e) from None
+        except Exception as e:
+            # A body that is not JSON, or JSON of the wrong shape: the server's fault, retried.
+            raise self._redacted(
+                BackendError("malformed", f"{self._where}: unreadable reply ({type(e).__name__})")
+            ) from None
+
+    @property
+    def _where(self) -> str:
+        return f"{self.spec} at {self.base_url}"
+
+    def _redacted(self, e: BackendError) -> BackendError:
+        """A server may echo the API key back in an error body; it never leaves this class."""
+        text = str(e)
+        if self._key and len(self._key) >= 4 and self._key in text:
+            return BackendError(e.kind, text.replace(self._key, "***"), retry_after=e.retry_after)
+        return e
+
+    async def _request(
+        self, messages: list[Message], response_format: JsonSchema | None, kw: dict[str, Any]
+    ) -> tuple[Any, StructuredMode | None]:
+        import openai
+
+        if response_format is None:
+            try:
+                return await self._create(messages, None, **kw), None
+            except openai.OpenAIError as e:
+                raise _classify(e, self._where) from None
+        known = _server_modes.get(self.base_url)
+        first_error: Exception | None = None
+        for mode in _MODES[_MODES.index(known) :] if known else _MODES:
+            try:
+                resp = await self._create(messages, _response_format(mode, response_format), **kw)
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
+                first_error = first_error or e
+                continue
+            except openai.InternalServerError as e:
+                # llama.cpp's server answers 500 to a response_format it does not know: degrade.
+                # Any other 500 is a server fault, retried like one, and settles nothing.
+                if "response_format" not in str(e.body or e.message):
+                    raise _classify(e, self._where) from None
+                first_error = first_error or e
+                continue
+            except openai.OpenAIError as e:
+                raise _classify(e, self._where) from None
+            _server_modes[self.base_url] = mode
+            return resp, mode
+        assert first_error is not None
+        raise _classify(first_error, self._where)
 
     async def check(self) -> None:
         """Reach the server once (GET /models) so that a wrong URL fails before an episode."""

@@ -35,7 +35,7 @@ def _first_object(text: str) -> dict[str, Any] | None:
     while index != -1 and starts < _MAX_STARTS:
         try:
             value, _ = _DECODER.raw_decode(text, index)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # JSONDecodeError; a number too long to read
             value = None
         if isinstance(value, dict):
             return value
@@ -102,7 +102,7 @@ def _cut_off_object(text: str) -> dict[str, Any] | None:
             continue
         try:
             value, _ = _DECODER.raw_decode(closed)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # JSONDecodeError; a number too long to read
             continue
         if isinstance(value, dict):
             return value

@@ -1,17 +1,12 @@
 """Batch runs into the run store: resume, refusal of a changed config, failure attribution,
-reports equal to the scoring module, exports, replay, and recovery from a real ``kill -9``."""
+reports equal to the scoring module, exports and replay (``kill -9``: test_reliability_crash)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
-import signal
-import sqlite3
 import stat
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +16,7 @@ from judges import aggregate, episode_score, group_aggregate
 from scenarios import ScenarioLibrary
 from simulator.store import RunStore
 from tests.simulator.conftest import batched_reply, write
-from tests.simulator.test_cli import CLINSIM, clinsim, one_line_error
+from tests.simulator.test_cli import clinsim, one_line_error
 
 SCENARIOS = ["triage-*"]
 N = sum(1 for s in ScenarioLibrary.load() if s.id.startswith("triage-"))
@@ -195,9 +190,7 @@ def test_replay_puts_verdicts_next_to_the_turns_they_cite(tmp_path: Path, roles)
     ("args", "needles"),
     [
         (["--scenario", "nope-*"], ["no scenario matches 'nope-*'"]),
-        (["--persona", "nobody"], ["unknown persona id 'nobody'"]),
         (["--family", "astrology"], ["unknown family 'astrology'"]),
-        (["--clinician", "gpt4"], ["unknown model spec 'gpt4'"]),
         (["--patient", "human"], ["cannot have a 'human' role"]),
     ],
 )
@@ -211,50 +204,6 @@ def test_report_bad_input(tmp_path: Path) -> None:
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"this is not a database" * 100)
     one_line_error(clinsim("report", "r", "--store", str(junk)), "not a clinsim run store")
-
-
-def test_kill_9_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    store = tmp_path / "runs.sqlite"
-    slow = {"text": "Please call 911 now.", "delay_s": 0.4}
-    roles = {
-        "clinician": write(tmp_path / "c.yaml", [slow] * 200),
-        "patient": write(tmp_path / "p.yaml", ["OK."] * 200),
-        "judge": write(tmp_path / "j.yaml", [batched_reply()] * 200),
-    }
-    args = [
-        "batch", "--scenario", "triage-*", "--persona", "calm-adult", "--repeats", "4",
-        "--clinician", roles["clinician"], "--patient", roles["patient"], "--judge",
-        roles["judge"], "--judge-mode", "batched", "--max-turns", "1", "--concurrency", "2",
-        "--run", "k", "--store", str(store), "-q",
-    ]  # fmt: skip
-    proc = subprocess.Popen([*CLINSIM, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    done = 0
-    while time.monotonic() < deadline and done < 4:
-        time.sleep(0.1)
-        if store.exists():
-            try:
-                with sqlite3.connect(store, timeout=5) as db:
-                    done = db.execute("SELECT COUNT(*) FROM episodes").fetchone()[0]
-            except sqlite3.OperationalError:
-                continue
-    assert proc.poll() is None, "the batch finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    with RunStore(store) as st:
-        assert st.integrity() == "ok"
-        before = {r.key: r for r in st.episodes("k")}
-    assert 4 <= len(before) < 4 * N
-    resumed = clinsim(*args)
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"{len(before)} already in the store" in resumed.stdout
-    with RunStore(store) as st:
-        assert st.integrity() == "ok"
-        after = {r.key: r for r in st.episodes("k")}
-        n_rows = st.db.execute("SELECT COUNT(*) FROM episodes").fetchone()[0]
-    assert len(after) == n_rows == 4 * N  # every planned episode once
-    for key, row in before.items():  # finished episodes untouched
-        assert after[key].result == row.result and after[key].attempts == 1
 
 
 def test_two_clinicians_in_one_run_and_compare_two_runs(tmp_path: Path, roles) -> None:

@@ -123,8 +123,6 @@ def test_score_refuses_a_changed_scenario_unless_told(saved: Path, script, tmp_p
 @pytest.mark.parametrize(
     ("content", "args", "needles"),
     [
-        (b"{not json", [], ["not a clinsim result"]),
-        (b"\xff\xfe", [], ["not UTF-8"]),
         (b'{"schema_version": 1}', [], ["not a clinsim result", "clinsim_version"]),
         (None, ["--mode", "sometimes"], ["unknown judge mode 'sometimes'"]),
         (None, ["--judge", "gpt4"], ["unknown model spec 'gpt4'"]),

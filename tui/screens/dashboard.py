@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, ProgressBar, Static
 
-from simulator.config import data_home
+from simulator.config import data_home, private_dir
 from simulator.report import build_report
 from tui.screens.review import open_store
 from tui.services import Services
@@ -235,7 +235,7 @@ def launch_batch(services: Services, args: list[str]) -> BatchJob:
     output goes to a private log under $CLINSIM_HOME/logs."""
     run = args[args.index("--run") + 1]
     log = data_home() / "logs" / f"batch-{run}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(log.parent)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     argv = [*services.batch_command, *args, "--store", str(services.store_path),
             *services.extra_batch_args]  # fmt: skip

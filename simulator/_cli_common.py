@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from personas import PersonaLibrary
     from scenarios import ScenarioLibrary
 
@@ -29,6 +31,12 @@ def fail(message: str) -> NoReturn:
     error text) is joined into one."""
     typer.echo(f"error: {' '.join(message.split())}", err=True)
     raise typer.Exit(2)
+
+
+def fail_validation(e: ValidationError) -> NoReturn:
+    """A pydantic error on flags as one line: the field path and what is wrong with it."""
+    err = e.errors()[0]
+    fail(f"{'.'.join(map(str, err['loc']))}: {err['msg'].removeprefix('Value error, ')}")
 
 
 def libraries(

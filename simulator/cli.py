@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from simulator import cli_batch, cli_judging
-from simulator._cli_common import DirsOpt, SpecOpt, StoreOpt, fail, libraries
+from simulator._cli_common import DirsOpt, SpecOpt, StoreOpt, fail, fail_validation, libraries
 
 if TYPE_CHECKING:
     from simulator.schemas import EpisodeResult
@@ -87,11 +87,8 @@ def _run_episode(
             )
             for role in ("clinician", "patient", "judge")
         }
-    except BackendConfigError as e:
-        fail(str(e))
     except ValidationError as e:
-        err = e.errors()[0]
-        fail(f"{'.'.join(map(str, err['loc']))}: {err['msg'].removeprefix('Value error, ')}")
+        fail_validation(e)
     judge_mode = judge_mode or file_cfg.judge_mode or "per-criterion"
     cli_judging.check_mode(judge_mode)
     if cfgs["judge"].spec == "human" and judge_enabled:

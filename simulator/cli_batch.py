@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from simulator._cli_common import DirsOpt, StoreOpt, fail, libraries
+from simulator._cli_common import DirsOpt, StoreOpt, fail, fail_validation, libraries
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -111,7 +111,7 @@ def batch(
 
     from simulator.batch import BatchSettings, manifest, plan
     from simulator.config import ConfigFileError, RunConfig, load_run_config, role_config
-    from simulator.llm import BackendConfigError, RetryPolicy
+    from simulator.llm import RetryPolicy
     from simulator.prices import PriceFileError, load_prices
     from simulator.store import RunConfigChanged
 
@@ -133,11 +133,8 @@ def batch(
         patient_cfg = role_config(
             "patient", file_cfg.patient, {"spec": patient, "base_url": base_url}
         )
-    except BackendConfigError as e:
-        fail(str(e))
     except ValidationError as e:
-        err = e.errors()[0]
-        fail(f"{'.'.join(map(str, err['loc']))}: {err['msg'].removeprefix('Value error, ')}")
+        fail_validation(e)
     from simulator import cli_judging
 
     judge_cfgs = (

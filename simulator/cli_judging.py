@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from simulator._cli_common import DirsOpt, StoreOpt, fail, libraries
+from simulator._cli_common import DirsOpt, StoreOpt, fail, fail_validation, libraries
 
 if TYPE_CHECKING:
     from judges import EnsembleJudge, JudgeMode, RubricJudge
@@ -59,7 +59,6 @@ def judge_configs(
     from pydantic import ValidationError
 
     from simulator.config import role_config
-    from simulator.llm import BackendConfigError
 
     overrides: dict[str, Any] = {
         "base_url": base_url,
@@ -71,11 +70,8 @@ def judge_configs(
             role_config("judge", from_file, {**overrides, "spec": spec})
             for spec in (specs or [None])  # type: ignore[list-item]
         ]
-    except BackendConfigError as e:
-        fail(str(e))
     except ValidationError as e:
-        err = e.errors()[0]
-        fail(f"{'.'.join(map(str, err['loc']))}: {err['msg'].removeprefix('Value error, ')}")
+        fail_validation(e)
 
 
 def check_mode(mode: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from scenarios.yamlio import MAX_FILE_BYTES, DataFileError, parse_yaml, read_text, validation_error
-from simulator.llm import BackendConfigError, ModelConfig, check_spec
+from simulator.llm import ModelConfig
 
 ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
     "clinician": {"spec": "local:smollm2", "temperature": 0.7, "max_tokens": 320},
@@ -49,20 +49,7 @@ class RunConfig(BaseModel):
     @field_validator("clinician", "patient", "judge", mode="before")
     @classmethod
     def _spec_shorthand(cls, v: object) -> object:
-        v = {"spec": v} if isinstance(v, str) else v
-        if isinstance(v, dict):
-            # ModelConfig raises BackendConfigError, which pydantic would let through
-            # unlocated; a ValueError here becomes an error on this role's field.
-            try:
-                if isinstance(v.get("spec"), str):
-                    check_spec(v["spec"])
-                if v.get("base_url") and isinstance(v["base_url"], str):
-                    from simulator.llm._openai import validate_base_url
-
-                    validate_base_url(v["base_url"])
-            except BackendConfigError as e:
-                raise ValueError(str(e)) from None
-        return v
+        return {"spec": v} if isinstance(v, str) else v
 
 
 class ConfigFileError(ValueError):
@@ -118,18 +105,13 @@ def load_run_config(path: Path) -> RunConfig:
 
 
 def role_config(role: str, from_file: ModelConfig | None, overrides: dict[str, Any]) -> ModelConfig:
-    """The role's defaults, then the config file, then the flags that were given. A base URL
-    that is not an http(s) URL is a BackendConfigError here, before anything is opened."""
+    """The role's defaults, then the config file, then the flags that were given."""
     data = dict(ROLE_DEFAULTS[role])
     if from_file is not None:
         data.update(from_file.model_dump(exclude_unset=True))
         if from_file.api_key is not None:
             data["api_key"] = from_file.api_key
     data.update({k: v for k, v in overrides.items() if v is not None})
-    if data.get("base_url") and isinstance(data["base_url"], str):  # "" means the default
-        from simulator.llm._openai import validate_base_url
-
-        validate_base_url(data["base_url"])
     return ModelConfig.model_validate(data)
 
 

@@ -24,10 +24,27 @@ class ModelConfig(BaseModel):
     timeout: float = Field(default=60.0, gt=0, description="Seconds per call.")
     concurrency: int = Field(default=16, ge=1, description="Calls in flight per endpoint.")
 
+    # Validators raise ValueError, so that pydantic reports the field (and a config file's
+    # loader its line) like any other bad value.
     @field_validator("spec")
     @classmethod
     def _known_prefix(cls, v: str) -> str:
-        check_spec(v)
+        try:
+            check_spec(v)
+        except BackendConfigError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v:
+            from simulator.llm._openai import validate_base_url
+
+            try:
+                validate_base_url(v)
+            except BackendConfigError as e:
+                raise ValueError(str(e)) from None
         return v
 
     def public(self) -> dict[str, object]:

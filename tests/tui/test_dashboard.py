@@ -117,7 +117,7 @@ async def test_a_failing_batch_shows_its_error(services, tmp_path: Path, home: P
         await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
         screen = app.screen
         await until(
-            pilot, lambda: "batch stopped: error: unknown model spec 'gpt4'"
+            pilot, lambda: "batch stopped: error: spec: unknown model spec 'gpt4'"
             in text(screen, "#failures"), timeout=60, what="the error line",
         )  # fmt: skip
         assert "not in the store" in text(screen, "#progress-text")

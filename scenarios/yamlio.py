@@ -73,7 +73,12 @@ def read_text(path: Path, *, limit: int = MAX_FILE_BYTES, hint: str = "split it"
         ) from None
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser where PyYAML was built with it: about seven times faster at loading the
+# scenario library, which every command and the TUI's start do (bench/RESULTS.md).
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeLoader):  # type: ignore[valid-type,misc]
     """SafeLoader whose failures to build a value (``2020-13-45``, ``!!int abc``) are YAML
     errors with the value's position, like every other YAML error."""
 

@@ -7,10 +7,12 @@ The batch runner takes its judge as an argument, like the episode runner (the CL
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -230,11 +232,33 @@ class Roles:
 @dataclass
 class BatchSettings:
     concurrency: int = 8
+    # Episodes started per second while the batch fills up to `concurrency` (None: all at
+    # once). Spreading the starts keeps the first calls, and every call after them, from
+    # arriving and being handled all at once (bench/RESULTS.md); it also spares a rate-limited
+    # API a burst. At the default, 256 episodes are in flight after half a second.
+    start_rate: float | None = 500.0
     max_turns: int | None = None
     min_turns: int = 1
     timeout_s: float | None = None
     error_budget: int = 3
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run with Python's cyclic garbage collector triggered less often: with hundreds of
+    episodes in flight, the default threshold has it scan every live object many times a
+    second, about a quarter of the CPU of a call (bench/RESULTS.md). Objects alive before the
+    batch are frozen (never scanned); the settings are restored afterwards."""
+    before = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, before[1], before[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 def rubric_meta(scenario: Scenario) -> list[dict[str, Any]]:
@@ -314,7 +338,7 @@ async def run_batch(
         or (stored[e.key][0] == "failed" and stored[e.key][1] == "infrastructure")
     ]
     progress = Progress(planned=len(episodes), skipped=len(episodes) - len(todo))
-    runner = EpisodeRunner()
+    runner = EpisodeRunner(resumable=False)  # resume is per episode: no checkpoints
     limit = asyncio.Semaphore(settings.concurrency)
 
     def notify() -> None:
@@ -347,10 +371,11 @@ async def run_batch(
                     error_budget=settings.error_budget,
                     retry=settings.retry,
                 )
-                outcome = await runner.start(ctx, episode_id=episode_id)
-                if not isinstance(outcome, EpisodeResult):  # a 'human' role in a batch
+                if getattr(clinician, "is_human", False) or getattr(patient, "is_human", False):
                     failure = ("infrastructure", "config", "a batch cannot wait for a person")
                 else:
+                    outcome = await runner.start(ctx, episode_id=episode_id)
+                    assert isinstance(outcome, EpisodeResult)  # no person, so it never waits
                     result = outcome
                     failure = attribute(result, judged=roles.judge is not None)
             except Exception as e:  # one episode's bug never takes down the batch
@@ -369,5 +394,11 @@ async def run_batch(
             notify()
 
     notify()
-    await asyncio.gather(*(one(e) for e in todo))
+    with _fewer_collections():
+        tasks = []
+        for n, e in enumerate(todo):
+            tasks.append(asyncio.ensure_future(one(e)))
+            if settings.start_rate and n + 1 < min(settings.concurrency, len(todo)):
+                await asyncio.sleep(1 / settings.start_rate)
+        await asyncio.gather(*tasks)
     return progress

@@ -72,6 +72,14 @@ def batch(
     ] = None,
     config: Annotated[Path | None, typer.Option(help="Run config file (YAML or TOML).")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Episodes in flight.")] = 8,
+    start_rate: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Episodes started per second while filling up to --concurrency (0: all at "
+            "once); spreads the first calls so that they do not all arrive together.",
+        ),
+    ] = 500.0,
     retries: Annotated[
         int,
         typer.Option(
@@ -156,6 +164,7 @@ def batch(
     )
     settings = BatchSettings(
         concurrency=concurrency,
+        start_rate=start_rate or None,
         max_turns=max_turns or file_cfg.max_turns,
         min_turns=min_turns or file_cfg.min_turns or 1,
         timeout_s=timeout or file_cfg.timeout_s,
@@ -272,15 +281,17 @@ async def _batch_async(
     from simulator.llm import BackendConfigError, BackendError, make_backend
 
     try:
-        clinicians = [(make_backend(c), c) for c in clinician_cfgs]
-        patient = (make_backend(patient_cfg), patient_cfg)
+        # as many calls in flight per role as episodes: each waits on at most one at a time
+        calls = settings.concurrency
+        clinicians = [(make_backend(c, calls=calls), c) for c in clinician_cfgs]
+        patient = (make_backend(patient_cfg, calls=calls), patient_cfg)
     except BackendConfigError as e:
         fail(str(e))
     judge: Any = None
     judge_backends: list[Any] = []
     if judge_cfgs:
         judge, judge_backends = cli_judging.build_judge(
-            judge_cfgs, mode=judge_mode, seed=seed, retry=settings.retry
+            judge_cfgs, mode=judge_mode, seed=seed, retry=settings.retry, calls=calls
         )
     backends = [b for b, _ in clinicians] + [patient[0]] + list(judge_backends)
     try:

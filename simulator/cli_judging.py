@@ -83,16 +83,23 @@ def check_mode(mode: str) -> None:
 
 
 def judge_from_configs(
-    cfgs: list[ModelConfig], *, mode: str, seed: int, retry: RetryPolicy | None = None
+    cfgs: list[ModelConfig],
+    *,
+    mode: str,
+    seed: int,
+    retry: RetryPolicy | None = None,
+    calls: int | None = None,
 ) -> tuple[RubricJudge | EnsembleJudge, list[ChatBackend]]:
     """One rubric judge, or an ensemble of several; with the backends to close afterwards.
-    Bad input raises (BackendConfigError for a spec, ValueError for a mode); the TUI shows it."""
+    ``calls``: grader calls in flight per judge model unless its config sets ``concurrency``
+    (a batch passes its episodes in flight). Bad input raises (BackendConfigError for a spec,
+    ValueError for a mode); the TUI shows it."""
     from judges import EnsembleJudge, RubricJudge
-    from simulator.llm import make_backend
+    from simulator.llm import calls_limit, make_backend
 
     if any(c.spec == "human" for c in cfgs):
         raise ValueError("the judge cannot be 'human' here; review verdicts in the TUI instead")
-    backends = [make_backend(c) for c in cfgs]
+    backends = [make_backend(c, calls=calls) for c in cfgs]
     members = [
         # members of an ensemble get distinct seeds, so one spec repeated at temperature > 0
         # samples independent votes
@@ -101,7 +108,7 @@ def judge_from_configs(
             c,
             mode=cast("JudgeMode", mode),
             seed=seed + 7919 * n,
-            concurrency=c.concurrency,
+            concurrency=calls_limit(c, calls),
             retry=retry,
         )
         for n, (b, c) in enumerate(zip(backends, cfgs, strict=True))
@@ -111,14 +118,19 @@ def judge_from_configs(
 
 
 def build_judge(
-    cfgs: list[ModelConfig], *, mode: str, seed: int, retry: RetryPolicy | None = None
+    cfgs: list[ModelConfig],
+    *,
+    mode: str,
+    seed: int,
+    retry: RetryPolicy | None = None,
+    calls: int | None = None,
 ) -> tuple[RubricJudge | EnsembleJudge, list[ChatBackend]]:
     """``judge_from_configs`` for a command: bad input is one line and exit code 2."""
     from simulator.llm import BackendConfigError
 
     check_mode(mode)
     try:
-        return judge_from_configs(cfgs, mode=mode, seed=seed, retry=retry)
+        return judge_from_configs(cfgs, mode=mode, seed=seed, retry=retry, calls=calls)
     except (BackendConfigError, ValueError) as e:
         fail(str(e))
 

@@ -45,8 +45,11 @@ class PendingInput:
 class EpisodeRunner:
     """Drives episodes through one compiled graph; the checkpointer makes them resumable."""
 
-    def __init__(self, checkpointer: Any = None) -> None:
-        self.checkpointer = checkpointer or InMemorySaver()
+    def __init__(self, checkpointer: Any = None, *, resumable: bool = True) -> None:
+        """``resumable=False``: no checkpoints at all, for episodes that only ever run from
+        start to end with no person in them (a batch). Saving a checkpoint after every turn
+        is then pure cost (bench/RESULTS.md); ``answer``, ``resume`` and ``fork`` need one."""
+        self.checkpointer = (checkpointer or InMemorySaver()) if resumable else None
         self.graph = build_graph(self.checkpointer)
         self._meta: dict[str, dict[str, Any]] = {}
 
@@ -77,15 +80,19 @@ class EpisodeRunner:
             },
         )
         seen = meta.setdefault("seen", 0)
+        last: dict[str, Any] = {}
         async for update in self.graph.astream(
             graph_input, config, context=ctx, stream_mode="values"
         ):
+            last = update
             turns = update.get("turns") or []
             if on_turn is not None:
                 for t in turns[seen:]:
                     on_turn(Turn.model_validate(t))
             seen = max(seen, len(turns))
         meta["seen"] = seen
+        if self.checkpointer is None:
+            return self._result(last, ctx, episode_id)
         snapshot = await self.graph.aget_state(config)
         if snapshot.interrupts:
             request = snapshot.interrupts[0].value

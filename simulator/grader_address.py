@@ -59,5 +59,8 @@ def grader_addressing(text: str) -> list[str]:
     return found
 
 
+_ANY = re.compile("|".join(f"(?:{p.pattern})" for p in _PATTERNS), re.IGNORECASE)
+
+
 def addresses_grader(text: str) -> bool:
-    return any(p.search(text) for p in _PATTERNS)
+    return _ANY.search(text) is not None

@@ -157,7 +157,8 @@ async def _take_turn(role: Role, state: EpisodeState, ctx: EpisodeContext) -> di
             )
 
         try:
-            completion = await asyncio.wait_for(with_retries(call_model, ctx.retry), remaining)
+            calls = with_retries(call_model, ctx.retry)
+            completion = await (calls if remaining is None else asyncio.wait_for(calls, remaining))
         except TimeoutError:
             return {"termination": Termination.TIMEOUT.value}
         except BackendError as e:
@@ -184,7 +185,7 @@ async def _take_turn(role: Role, state: EpisodeState, ctx: EpisodeContext) -> di
         return _fail(state, ctx, role, "bad_response", f"{role} gave an empty reply")
 
     update: dict[str, Any] = {}
-    new_turns = [t.model_dump() for t in turns]
+    new_turns = list(state["turns"])
     if content:
         disclosed = list(state.get("disclosed") or [])
         new: list[str] = []
@@ -243,8 +244,10 @@ async def judge_node(state: EpisodeState, runtime: Runtime[EpisodeContext]) -> d
     return {"judged": out.model_dump(mode="json")}
 
 
-def route(state: EpisodeState) -> NodeName:
-    """Where to go after a node: the judge once terminated, else whoever speaks next."""
+async def route(state: EpisodeState) -> NodeName:
+    """Where to go after a node: the judge once terminated, else whoever speaks next.
+    A coroutine, so that LangGraph calls it on the event loop rather than in a worker thread
+    (a thread hop per turn, measured in bench/RESULTS.md)."""
     if state.get("termination"):
         return "judge"
     return state.get("next_role", "clinician")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from personas import Persona, render_style
 from scenarios import Fact, Scenario
@@ -65,13 +66,21 @@ def strip_end_marker(text: str) -> tuple[str, bool]:
     return text, found
 
 
-def _keyword_hit(keyword: str, text_lower: str) -> bool:
-    kw = keyword.lower().strip()
-    if not kw:
-        return False
-    if _CJK.search(kw):
-        return kw in text_lower
-    return re.search(r"(?<![a-z0-9])" + re.escape(kw) + r"(?![a-z0-9])", text_lower) is not None
+@functools.lru_cache(maxsize=4096)
+def _keywords_matcher(keywords: tuple[str, ...]) -> Callable[[str], bool]:
+    """Whether any of a fact's keywords is in lower-case text: one regex for all its words
+    (word match), substring tests for Chinese ones; compiled once per fact."""
+    words = [k.lower().strip() for k in keywords if k.strip()]
+    cjk = [k for k in words if _CJK.search(k)]
+    latin = [re.escape(k) for k in words if not _CJK.search(k)]
+    pattern = (
+        re.compile(r"(?<![a-z0-9])(?:" + "|".join(latin) + r")(?![a-z0-9])") if latin else None
+    )
+
+    def match(text: str) -> bool:
+        return any(k in text for k in cjk) or (pattern is not None and bool(pattern.search(text)))
+
+    return match
 
 
 def disclosed_facts(text: str, facts: Sequence[Fact]) -> list[str]:
@@ -81,7 +90,7 @@ def disclosed_facts(text: str, facts: Sequence[Fact]) -> list[str]:
     ("no chest pain") as a disclosure, and misses paraphrases the scenario's keywords lack.
     """
     lower = text.lower()
-    return [f.id for f in facts if any(_keyword_hit(k, lower) for k in f.keywords)]
+    return [f.id for f in facts if _keywords_matcher(tuple(f.keywords))(lower)]
 
 
 def numbers_in(text: str) -> set[str]:

@@ -10,7 +10,7 @@ from simulator.llm._base import (
     Message,
 )
 from simulator.llm._retry import NO_RETRY, RetryPolicy, with_retries
-from simulator.llm._spec import SPEC_HELP, ModelConfig, check_spec, make_backend
+from simulator.llm._spec import SPEC_HELP, ModelConfig, calls_limit, check_spec, make_backend
 from simulator.llm._structured import (
     StructuredResult,
     complete_structured,
@@ -31,6 +31,7 @@ __all__ = [
     "ModelConfig",
     "RetryPolicy",
     "StructuredResult",
+    "calls_limit",
     "check_spec",
     "complete_structured",
     "make_backend",

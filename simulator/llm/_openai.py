@@ -9,6 +9,8 @@ remembered per base URL for the life of the process.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +26,7 @@ from simulator.llm._base import (
 )
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+CALLS_PER_CLIENT = 32
 _MODES: tuple[StructuredMode, ...] = ("json_schema", "json_object", "prompt")
 # base_url -> the structured-output mode that server accepted
 _server_modes: dict[str, StructuredMode] = {}
@@ -47,6 +50,20 @@ def _response_format(mode: StructuredMode, fmt: JsonSchema) -> dict[str, Any] | 
     if mode == "json_object":
         return {"type": "json_object", "schema": fmt.schema}
     return None
+
+
+def _transport() -> dict[str, Any]:
+    """The SDK's aiohttp transport (``openai[aiohttp]``, a dependency of clinsim): well under
+    half the CPU per call of its default httpx transport (bench/RESULTS.md). Without it, or
+    with ``CLINSIM_HTTP=httpx``, the SDK's default."""
+    if os.environ.get("CLINSIM_HTTP") == "httpx":
+        return {}
+    try:
+        from openai import DefaultAioHttpClient
+
+        return {"http_client": DefaultAioHttpClient()}
+    except (ImportError, RuntimeError):  # an SDK without it, or aiohttp missing
+        return {}
 
 
 def _classify(e: Exception, where: str) -> BackendError:
@@ -91,8 +108,6 @@ class OpenAIBackend:
         timeout: float = 60.0,
         concurrency: int = 16,
     ) -> None:
-        import os
-
         from openai import AsyncOpenAI
 
         if not model:
@@ -110,16 +125,42 @@ class OpenAIBackend:
             key = "not-needed"  # local servers ignore it; the SDK requires one
         self.spec = f"openai:{model}"
         self._key = key
-        self._client = AsyncOpenAI(
-            base_url=self.base_url, api_key=key, timeout=timeout, max_retries=0
-        )
+        # One client per 32 calls in flight, each with its own connection pool, so that no
+        # pool grows large: the httpx transport (the fallback) scans every connection of its
+        # pool on each request, milliseconds of CPU per call with hundreds of connections.
+        # Calls go to the client with the fewest in flight (bench/RESULTS.md).
+        self._clients = [
+            AsyncOpenAI(
+                base_url=self.base_url,
+                api_key=key,
+                timeout=timeout,
+                max_retries=0,
+                **_transport(),
+            )
+            for _ in range(-(-concurrency // CALLS_PER_CLIENT))
+        ]
+        self._in_flight = [0] * len(self._clients)
         self._limit = asyncio.Semaphore(concurrency)
 
-    async def _create(self, messages: list[Message], rf: dict[str, Any] | None, **kw: Any) -> Any:
+    async def _create(
+        self, messages: list[Message], rf: dict[str, Any] | None, **kw: Any
+    ) -> dict[str, Any]:
+        """POST /chat/completions through the SDK's client (its errors, headers and timeout),
+        without its per-call conversion of the request into typed parameters and of the
+        reply into typed objects: that costs more CPU than the HTTP call itself."""
         args: dict[str, Any] = {"model": self.model, "messages": messages, **kw}
         if rf is not None:
             args["response_format"] = rf
-        return await self._client.chat.completions.create(**args)
+        n = min(range(len(self._clients)), key=self._in_flight.__getitem__)
+        self._in_flight[n] += 1
+        try:
+            text = await self._clients[n].post("/chat/completions", body=args, cast_to=str)
+        finally:
+            self._in_flight[n] -= 1
+        reply = json.loads(text)
+        if not isinstance(reply, dict):
+            raise TypeError("the reply is not a JSON object")
+        return reply
 
     async def complete(
         self,
@@ -138,13 +179,16 @@ class OpenAIBackend:
                 start = time.perf_counter()
                 resp, mode = await self._request(messages, response_format, kw)
                 latency = time.perf_counter() - start
-            choice = resp.choices[0]
-            usage = getattr(resp, "usage", None)
+            choice = resp["choices"][0]
+            usage = resp.get("usage") or {}
+            content = (choice.get("message") or {}).get("content")
+            if content is not None and not isinstance(content, str):
+                raise TypeError("the reply's content is not text")
             return Completion(
-                text=(choice.message.content or "") if choice.message else "",
-                finish_reason=choice.finish_reason or "stop",
-                prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+                text=content or "",
+                finish_reason=choice.get("finish_reason") or "stop",
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
                 latency_s=latency,
                 structured=mode,
             )
@@ -169,7 +213,7 @@ class OpenAIBackend:
 
     async def _request(
         self, messages: list[Message], response_format: JsonSchema | None, kw: dict[str, Any]
-    ) -> tuple[Any, StructuredMode | None]:
+    ) -> tuple[dict[str, Any], StructuredMode | None]:
         import openai
 
         if response_format is None:
@@ -204,7 +248,7 @@ class OpenAIBackend:
         import openai
 
         try:
-            await self._client.models.list()
+            await self._clients[0].models.list()
         except (openai.APIConnectionError, openai.APITimeoutError) as e:
             raise BackendConfigError(
                 f"cannot reach {self.base_url} ({_classify(e, self.spec)}); check --base-url "
@@ -218,7 +262,8 @@ class OpenAIBackend:
             return None  # some servers lack /models; a real call will tell
 
     async def aclose(self) -> None:
-        await self._client.close()
+        for client in self._clients:
+            await client.close()
 
 
 def server_mode(base_url: str) -> StructuredMode | None:

@@ -40,13 +40,13 @@ async def with_retries(
     on_retry: Callable[[BackendError, int, float], None] | None = None,
 ) -> T:
     """Call ``fn``; retry retryable BackendErrors per ``policy``; re-raise the last one."""
-    rng = rng or random.Random()
     for attempt in range(policy.attempts):
         try:
             return await fn()
         except BackendError as e:
             if not e.retryable or attempt == policy.attempts - 1:
                 raise
+            rng = rng or random.Random()  # only now: seeding one costs more than a call
             wait = policy.delay(attempt, e.retry_after, rng)
             if on_retry:
                 on_retry(e, attempt + 1, wait)

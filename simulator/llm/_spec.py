@@ -22,7 +22,12 @@ class ModelConfig(BaseModel):
     base_url: str | None = Field(default=None, description="openai: server URL.")
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
     timeout: float = Field(default=60.0, gt=0, description="Seconds per call.")
-    concurrency: int = Field(default=16, ge=1, description="Calls in flight per endpoint.")
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Calls in flight to this role's server; default: one per episode in flight "
+        "(a batch's --concurrency), 16 for a single episode. Set it for a rate-limited API.",
+    )
 
     # Validators raise ValueError, so that pydantic reports the field (and a config file's
     # loader its line) like any other bad value.
@@ -58,8 +63,19 @@ def check_spec(spec: str) -> None:
     raise BackendConfigError(f"unknown model spec {spec!r}; use {SPEC_HELP}")
 
 
-def make_backend(cfg: ModelConfig) -> ChatBackend:
-    """Build the backend for a spec. Cheap: models load on first use or on ``check()``."""
+DEFAULT_CALLS = 16
+
+
+def calls_limit(cfg: ModelConfig, calls: int | None = None) -> int:
+    """Calls in flight to one role's server: the config's ``concurrency`` if set, else
+    ``calls`` (a batch passes its episodes in flight: each has at most one call of a role
+    waiting, so a lower limit would leave episodes idle), else 16."""
+    return cfg.concurrency or calls or DEFAULT_CALLS
+
+
+def make_backend(cfg: ModelConfig, *, calls: int | None = None) -> ChatBackend:
+    """Build the backend for a spec. Cheap: models load on first use or on ``check()``.
+    ``calls``: the default limit on calls in flight (see ``calls_limit``)."""
     spec = cfg.spec
     check_spec(spec)
     kind, _, rest = spec.partition(":")
@@ -81,7 +97,7 @@ def make_backend(cfg: ModelConfig) -> ChatBackend:
             base_url=cfg.base_url,
             api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
             timeout=cfg.timeout,
-            concurrency=cfg.concurrency,
+            concurrency=calls_limit(cfg, calls),
         )
     from simulator.llm._scripted import ScriptedBackend
 

@@ -330,10 +330,10 @@ async def test_judge_node_scores_the_transcript(library, script: Script) -> None
     assert r.judge is not None and r.judge.usage.calls == len(scenario.rubric)
 
 
-def test_route_literal() -> None:
-    assert route({"termination": "max_turns", "next_role": "patient"}) == "judge"
-    assert route({"termination": None, "next_role": "patient"}) == "patient"
-    assert route({"termination": None, "next_role": "clinician"}) == "clinician"
+async def test_route_literal() -> None:
+    assert await route({"termination": "max_turns", "next_role": "patient"}) == "judge"
+    assert await route({"termination": None, "next_role": "patient"}) == "patient"
+    assert await route({"termination": None, "next_role": "clinician"}) == "clinician"
 
 
 async def test_chinese_scenario_runs_on_scripted_backend(library, script: Script) -> None:

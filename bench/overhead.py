@@ -1,0 +1,118 @@
+"""clinsim against a bare AsyncOpenAI loop making the same calls, at 50 ms per call: episodes
+per second (their ratio isolates clinsim's own cost from the HTTP client's and the server's)
+and CPU time per call (clinsim's harness CPU per turn beyond the bare client's).
+
+Two bare loops: AsyncOpenAI as most code calls it (``chat.completions.create``), and the SDK
+exactly as clinsim's backend calls it (aiohttp transport, plain JSON); clinsim's CPU per call
+less the second's is the harness's own. The bare loops replay, call for call, the requests
+clinsim made (rebuilt from its transcripts): the same messages, seeds and token limits, at the
+same number of episodes in flight, against the same server, in the same process. Runs
+alternate (clinsim, bare, lean, clinsim, ...) so that drift on a shared machine falls on all;
+the median of each is reported.
+
+    python bench/overhead.py                 # concurrency 16 and 64, 5 runs each
+    python bench/overhead.py --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import (
+    FakeServer,
+    bare_loop,
+    bench_episodes,
+    calls_of,
+    clinsim_batch,
+    machine,
+    median,
+    raise_fd_limit,
+    write_json,
+)
+
+
+async def compare(server: FakeServer, concurrency: int, n: int, runs: int) -> dict[str, Any]:
+    episodes = bench_episodes(n)
+    first = await clinsim_batch(server.base_url, episodes, concurrency, keep_results=True)
+    calls = [calls_of(first.results[ep.key], ep) for ep in episodes]
+    assert sum(len(c) for c in calls) == first.calls
+    clinsim, bare, lean = [], [], []
+    for _ in range(runs):
+        gc.collect()
+        clinsim.append(await clinsim_batch(server.base_url, episodes, concurrency))
+        gc.collect()
+        bare.append(await bare_loop(server.base_url, calls, concurrency))
+        gc.collect()
+        lean.append(await bare_loop(server.base_url, calls, concurrency, lean=True))
+
+    def rate(rs: list[Any]) -> float:
+        return median([r.eps_per_s for r in rs])
+
+    def cpu_ms(rs: list[Any]) -> float:
+        return median([r.cpu_s / r.calls for r in rs]) * 1000
+
+    return {
+        "concurrency": concurrency,
+        "episodes": n,
+        "calls_per_episode": first.calls_per_episode,
+        "clinsim_eps_per_s": rate(clinsim),
+        "bare_eps_per_s": rate(bare),
+        "lean_eps_per_s": rate(lean),
+        "ratio": rate(clinsim) / rate(bare),
+        "ratio_lean": rate(clinsim) / rate(lean),
+        "clinsim_cpu_ms_per_call": cpu_ms(clinsim),
+        "bare_cpu_ms_per_call": cpu_ms(bare),
+        "lean_cpu_ms_per_call": cpu_ms(lean),
+        "harness_cpu_ms_per_turn": cpu_ms(clinsim) - cpu_ms(lean),
+        "runs": {
+            "clinsim": [r.eps_per_s for r in clinsim],
+            "bare": [r.eps_per_s for r in bare],
+            "lean": [r.eps_per_s for r in lean],
+        },
+    }
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"latency_s": args.latency, "levels": []}
+    with FakeServer(args.latency) as server:
+        await clinsim_batch(server.base_url, bench_episodes(8), 4)  # warm up imports and caches
+        for c in args.levels:
+            row = await compare(server, c, max(args.episodes, c * 2), args.runs)
+            out["levels"].append(row)
+            print(
+                f"concurrency {c:4d}: clinsim {row['clinsim_eps_per_s']:.2f} episodes/s; bare "
+                f"AsyncOpenAI {row['bare_eps_per_s']:.2f} ({row['ratio']:.1%}); bare, clinsim's "
+                f"client path {row['lean_eps_per_s']:.2f} ({row['ratio_lean']:.1%}). CPU per "
+                f"call: clinsim {row['clinsim_cpu_ms_per_call']:.2f} ms, bare "
+                f"{row['bare_cpu_ms_per_call']:.2f}, lean {row['lean_cpu_ms_per_call']:.2f}: "
+                f"harness {row['harness_cpu_ms_per_turn']:.2f} ms per turn",
+                flush=True,
+            )
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--latency", type=float, default=0.05)
+    p.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64])
+    p.add_argument("--episodes", type=int, default=400)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--smoke", action="store_true", help="a few seconds: the CI check")
+    p.add_argument("--out", type=Path)
+    args = p.parse_args()
+    if args.smoke:
+        args.levels, args.episodes, args.runs = [4], 8, 1
+    raise_fd_limit()
+    print(f"machine: {machine()}", flush=True)
+    write_json(args.out, asyncio.run(main_async(args)))
+
+
+if __name__ == "__main__":
+    main()

@@ -48,6 +48,11 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}){mem}, Python {platform.python_version()}"
 
 
+def int_list(text: str) -> list[int]:
+    """``--levels 16,64,256`` as a list."""
+    return [int(x) for x in text.split(",")]
+
+
 def median(xs: Sequence[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
@@ -144,11 +149,14 @@ class BatchRun:
         return self.calls / self.episodes
 
 
-def model_config(base_url: str, *, max_tokens: int = 64, timeout: float = 600.0) -> Any:
+MAX_TOKENS = 64  # per call, in every benchmark's model settings
+
+
+def model_config(base_url: str, *, timeout: float = 600.0) -> Any:
     from simulator.llm import ModelConfig
 
     return ModelConfig(
-        spec="openai:fake", base_url=base_url, max_tokens=max_tokens, timeout=timeout
+        spec="openai:fake", base_url=base_url, max_tokens=MAX_TOKENS, timeout=timeout
     )
 
 
@@ -209,7 +217,7 @@ def calls_of(result: Any, episode: Any) -> list[tuple[list[Any], int, int]]:
         if t.call is None:
             continue
         seed = role_seed(episode.seed, t.role) + k
-        out.append((conversation_for(t.role, systems[t.role], turns[:k]), seed, 64))
+        out.append((conversation_for(t.role, systems[t.role], turns[:k]), seed, MAX_TOKENS))
     return out
 
 

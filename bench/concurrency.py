@@ -27,6 +27,7 @@ from bench._common import (
     bench_episodes,
     calls_of,
     clinsim_batch,
+    int_list,
     machine,
     median,
     raise_fd_limit,
@@ -125,9 +126,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--latency", type=float, default=1.0)
-    p.add_argument(
-        "--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64, 256, 1024]
-    )
+    p.add_argument("--levels", type=int_list, default=[1, 16, 64, 256, 1024])
     p.add_argument("--waves", type=int, default=3, help="episodes per level = waves x level")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--naive", action=argparse.BooleanOptionalAction, default=True)

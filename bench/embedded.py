@@ -137,7 +137,7 @@ def replay(path: Path, how: str) -> dict[str, Any]:
     else:
         from llama_cpp import Llama, LlamaRAMCache
 
-        from simulator.llm._local import N_CTX, grammar_safe_schema, smollm2_path
+        from simulator.llm._local import DEFAULT_CACHE_MB, N_CTX, grammar_safe_schema, smollm2_path
 
         same = how == "raw-same-settings"
         settings: dict[str, Any] = {"flash_attn": True} if same else {}
@@ -149,7 +149,7 @@ def replay(path: Path, how: str) -> dict[str, Any]:
             **settings,
         )
         if same:
-            llm.set_cache(LlamaRAMCache(capacity_bytes=512 << 20))
+            llm.set_cache(LlamaRAMCache(capacity_bytes=DEFAULT_CACHE_MB << 20))
         t0 = time.perf_counter()
         for c in calls:
             kw: dict[str, Any] = {}
@@ -252,7 +252,9 @@ def main() -> None:
         )
 
     before = [concurrent(args.episodes, args.max_turns, 0) for _ in range(args.runs)]
-    after = [concurrent(args.episodes, args.max_turns, 512) for _ in range(args.runs)]
+    from simulator.llm._local import DEFAULT_CACHE_MB
+
+    after = [concurrent(args.episodes, args.max_turns, DEFAULT_CACHE_MB) for _ in range(args.runs)]
     out["concurrent"] = {
         "episodes": args.episodes,
         "no_cache_s": before,

@@ -50,11 +50,8 @@ def schema_instance(schema: Any) -> Any:
         return {k: schema_instance(v) for k, v in props.items()}
     if kind == "array":
         items = schema.get("items") or {}
-        n = (
-            max(1, int(schema.get("minItems", 0)))
-            if "enum" in items
-            else int(schema.get("minItems", 0))
-        )
+        # one item where the items are named (evidence turns), else as few as allowed
+        n = max(int(schema.get("minItems", 0)), 1 if "enum" in items else 0)
         return [schema_instance(items) for _ in range(n)]
     if kind == "boolean":
         return True

@@ -26,6 +26,7 @@ from bench._common import (
     FakeServer,
     bench_episodes,
     clinsim_batch,
+    int_list,
     machine,
     median,
     raise_fd_limit,
@@ -57,9 +58,7 @@ async def worker(base_url: str, concurrency: int) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--latency", type=float, default=2.0)
-    p.add_argument(
-        "--levels", type=lambda s: [int(x) for x in s.split(",")], default=[64, 256, 1024]
-    )
+    p.add_argument("--levels", type=int_list, default=[64, 256, 1024])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--smoke", action="store_true", help="a few seconds: the CI check")
     p.add_argument("--out", type=Path)

@@ -31,6 +31,7 @@ from bench._common import (
     bench_episodes,
     calls_of,
     clinsim_batch,
+    int_list,
     machine,
     median,
     raise_fd_limit,
@@ -101,7 +102,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--latency", type=float, default=0.05)
-    p.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64])
+    p.add_argument("--levels", type=int_list, default=[16, 64])
     p.add_argument("--episodes", type=int, default=400)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--smoke", action="store_true", help="a few seconds: the CI check")

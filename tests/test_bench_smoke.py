@@ -69,13 +69,18 @@ def test_memory_smoke(tmp_path: Path) -> None:
 
 def test_grader_smoke(tmp_path: Path) -> None:
     data = smoke("grader", tmp_path)
-    text = json.dumps(data)
-    assert "per-criterion" in text and "batched" in text
+    per, batched = data["modes"]["per-criterion"], data["modes"]["batched"]
+    assert per["mean"]["calls"] == pytest.approx(data["criteria_per_rubric_mean"])  # one each
+    assert batched["per_episode"]["calls"] == [1] * data["episodes"]  # one per rubric
+    assert per["server_agrees"] and batched["server_agrees"]  # usage = the server's counts
 
 
 def test_startup_smoke(tmp_path: Path) -> None:
     data = smoke("startup", tmp_path)
-    assert "tui" in json.dumps(data).lower()
+    floor = data["commands"]["python -c pass"]["median_s"]
+    assert data["commands"]["clinsim --help"]["median_s"] > floor > 0
+    tui = data["tui"]
+    assert 0 < tui["to_run"]["median_s"] <= tui["to_ready"]["median_s"] <= tui["wall"]["median_s"]
 
 
 def test_embedded_smoke(tmp_path: Path) -> None:

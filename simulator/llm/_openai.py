@@ -26,7 +26,6 @@ from simulator.llm._base import (
 )
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-CALLS_PER_CLIENT = 32
 _MODES: tuple[StructuredMode, ...] = ("json_schema", "json_object", "prompt")
 # base_url -> the structured-output mode that server accepted
 _server_modes: dict[str, StructuredMode] = {}
@@ -54,8 +53,9 @@ def _response_format(mode: StructuredMode, fmt: JsonSchema) -> dict[str, Any] | 
 
 def _transport() -> dict[str, Any]:
     """The SDK's aiohttp transport (``openai[aiohttp]``, a dependency of clinsim): well under
-    half the CPU per call of its default httpx transport (bench/RESULTS.md). Without it, or
-    with ``CLINSIM_HTTP=httpx``, the SDK's default."""
+    half the CPU per call of its default httpx transport, whose pool also scans every
+    connection on each request (bench/RESULTS.md). Without it, or with
+    ``CLINSIM_HTTP=httpx``, the SDK's default."""
     if os.environ.get("CLINSIM_HTTP") == "httpx":
         return {}
     try:
@@ -125,21 +125,9 @@ class OpenAIBackend:
             key = "not-needed"  # local servers ignore it; the SDK requires one
         self.spec = f"openai:{model}"
         self._key = key
-        # One client per 32 calls in flight, each with its own connection pool, so that no
-        # pool grows large: the httpx transport (the fallback) scans every connection of its
-        # pool on each request, milliseconds of CPU per call with hundreds of connections.
-        # Calls go to the client with the fewest in flight (bench/RESULTS.md).
-        self._clients = [
-            AsyncOpenAI(
-                base_url=self.base_url,
-                api_key=key,
-                timeout=timeout,
-                max_retries=0,
-                **_transport(),
-            )
-            for _ in range(-(-concurrency // CALLS_PER_CLIENT))
-        ]
-        self._in_flight = [0] * len(self._clients)
+        self._client = AsyncOpenAI(
+            base_url=self.base_url, api_key=key, timeout=timeout, max_retries=0, **_transport()
+        )
         self._limit = asyncio.Semaphore(concurrency)
 
     async def _create(
@@ -151,12 +139,7 @@ class OpenAIBackend:
         args: dict[str, Any] = {"model": self.model, "messages": messages, **kw}
         if rf is not None:
             args["response_format"] = rf
-        n = min(range(len(self._clients)), key=self._in_flight.__getitem__)
-        self._in_flight[n] += 1
-        try:
-            text = await self._clients[n].post("/chat/completions", body=args, cast_to=str)
-        finally:
-            self._in_flight[n] -= 1
+        text = await self._client.post("/chat/completions", body=args, cast_to=str)
         reply = json.loads(text)
         if not isinstance(reply, dict):
             raise TypeError("the reply is not a JSON object")
@@ -248,7 +231,7 @@ class OpenAIBackend:
         import openai
 
         try:
-            await self._clients[0].models.list()
+            await self._client.models.list()
         except (openai.APIConnectionError, openai.APITimeoutError) as e:
             raise BackendConfigError(
                 f"cannot reach {self.base_url} ({_classify(e, self.spec)}); check --base-url "
@@ -262,8 +245,7 @@ class OpenAIBackend:
             return None  # some servers lack /models; a real call will tell
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.close()
+        await self._client.close()
 
 
 def server_mode(base_url: str) -> StructuredMode | None:

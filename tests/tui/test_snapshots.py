@@ -59,8 +59,11 @@ def test_live_episode(snap_compare, services, here: Path) -> None:
         )  # fmt: skip
         await app.push_screen(EpisodeScreen(svc, setup))
         await until(pilot, lambda: app.screen.state.startswith("ended"))
+        # notify() posts a message: wait for the "saved" toast to be shown before clearing
+        # it, or it can arrive after the clear and end up in the picture.
+        await until(pilot, lambda: bool(app.screen.query("Toast")), what="the 'saved' toast")
         app.clear_notifications()
-        await pilot.pause()
+        await until(pilot, lambda: not app.screen.query("Toast"), what="toasts cleared")
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_episode)
 

@@ -18,7 +18,7 @@ from typing import Any
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from simulator.graph import EpisodeContext, build_graph
+from simulator.graph import EpisodeContext, build_graph, initial_state
 from simulator.record import transcript_from_state
 from simulator.schemas import (
     EpisodeResult,
@@ -128,7 +128,7 @@ class EpisodeRunner:
     ) -> EpisodeResult | PendingInput:
         """Run a new episode until it ends (or waits for a person)."""
         episode_id = episode_id or uuid.uuid4().hex[:12]
-        return await self._drive({"turns": []}, ctx, episode_id, on_turn)
+        return await self._drive(initial_state(ctx), ctx, episode_id, on_turn)
 
     async def answer(
         self,
@@ -154,7 +154,9 @@ class EpisodeRunner:
             # Reopen the conversation; verdicts on the partial transcript no longer apply.
             # Both talking nodes route with `route`, so either works as the writer.
             await self.graph.aupdate_state(
-                config, {"termination": None, "judged": None}, as_node="patient"
+                config,
+                {"termination": None, "judge": ctx.judge is not None, "judged": None},
+                as_node="patient",
             )
         self._meta.setdefault(
             episode_id,
@@ -202,6 +204,7 @@ class EpisodeRunner:
             "errors": [],
             "termination": None,
             "next_role": "clinician" if last == "patient" else "patient",
+            "judge": ctx.judge is not None,
             "judged": None,
         }
         await self.graph.aupdate_state(config, state, as_node=last)

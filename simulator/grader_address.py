@@ -61,6 +61,27 @@ def grader_addressing(text: str) -> list[str]:
 
 _ANY = re.compile("|".join(f"(?:{p.pattern})" for p in _PATTERNS), re.IGNORECASE)
 
+# Words of which every pattern above needs at least one: most clinical replies have none, and
+# looking for them is far cheaper than trying every pattern at every position (a third of a
+# millisecond a clinician turn, bench/RESULTS.md). tests/simulator/test_grader_address.py
+# checks that every flagged text of the test set, and generated ones, pass this gate; keep it
+# in step with the patterns. ASCII text is lower-cased and searched case-sensitively (the
+# fast path); other text keeps the patterns' own case-insensitive matching, under which
+# e.g. 'ſ' matches 's'.
+_GATE_WORDS = (
+    r"ignore|disregard|mark|point|scor|rat(?:e|ing)|credit|criteri|rubric|evaluat|grad|judg"
+    r"|assess|review|this (?:conversation|response|answer|reply|transcript)"
+    r"|忽略|评|分|裁判"
+)
+_GATE_ASCII = re.compile(_GATE_WORDS)
+_GATE = re.compile(_GATE_WORDS, re.IGNORECASE)
+
+
+def _may_address_grader(text: str) -> bool:
+    if text.isascii():
+        return _GATE_ASCII.search(text.lower()) is not None
+    return _GATE.search(text) is not None
+
 
 def addresses_grader(text: str) -> bool:
-    return _ANY.search(text) is not None
+    return _may_address_grader(text) and _ANY.search(text) is not None

@@ -7,11 +7,20 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from personas import PersonaLibrary
 from scenarios import ScenarioLibrary
 from simulator.episode import EpisodeRunner
-from simulator.grader_address import FLAG, addresses_grader, grader_addressing
+from simulator.grader_address import (
+    _ANY,
+    _PATTERNS,
+    FLAG,
+    _may_address_grader,
+    addresses_grader,
+    grader_addressing,
+)
 from simulator.graph import EpisodeContext
 from simulator.llm import ModelConfig, make_backend
 from simulator.record import flag_judge_directed
@@ -33,6 +42,27 @@ def test_grader_directed_replies_are_flagged(text: str) -> None:
 @pytest.mark.parametrize("text", ORDINARY)
 def test_ordinary_clinical_talk_is_not_flagged(text: str) -> None:
     assert not addresses_grader(text), grader_addressing(text)
+
+
+@pytest.mark.parametrize("text", JUDGE_DIRECTED)
+def test_the_fast_gate_lets_every_directed_reply_through(text: str) -> None:
+    assert _may_address_grader(text)
+
+
+# Texts holding a match of one pattern, with ordinary text around it: whatever the pattern
+# matches, the cheap gate in front of the patterns must let it through (else a directed reply
+# would go unflagged).
+_pattern_texts = st.sampled_from(_PATTERNS).flatmap(
+    lambda p: st.tuples(st.text(max_size=20), st.from_regex(p), st.text(max_size=20))
+)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_pattern_texts)
+def test_the_fast_gate_never_hides_a_match(parts: tuple[str, str, str]) -> None:
+    text = "".join(parts)
+    if _ANY.search(text):
+        assert _may_address_grader(text), text
 
 
 async def test_flag_reaches_the_turn_and_the_result(script) -> None:

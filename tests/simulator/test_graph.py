@@ -330,10 +330,12 @@ async def test_judge_node_scores_the_transcript(library, script: Script) -> None
     assert r.judge is not None and r.judge.usage.calls == len(scenario.rubric)
 
 
-async def test_route_literal() -> None:
-    assert await route({"termination": "max_turns", "next_role": "patient"}) == "judge"
-    assert await route({"termination": None, "next_role": "patient"}) == "patient"
-    assert await route({"termination": None, "next_role": "clinician"}) == "clinician"
+def test_route_literal() -> None:
+    assert route({"termination": "max_turns", "next_role": "patient", "judge": True}) == "judge"
+    assert route({"termination": "max_turns", "judge": True, "judged": {"x": 1}}) == "__end__"
+    assert route({"termination": "max_turns", "next_role": "patient", "judge": False}) == "__end__"
+    assert route({"termination": None, "next_role": "patient"}) == "patient"
+    assert route({"termination": None, "next_role": "clinician"}) == "clinician"
 
 
 async def test_chinese_scenario_runs_on_scripted_backend(library, script: Script) -> None:

@@ -250,7 +250,7 @@ def route(state: EpisodeState) -> NodeName:
     """Where to go next: whoever speaks next, or once the conversation has ended the judge
     (if the episode has one and it has not judged yet), else the end."""
     if state.get("termination"):
-        return "judge" if state.get("judge") and not state.get("judged") else END
+        return "judge" if state.get("judge") and not state.get("judged") else "__end__"
     return state.get("next_role", "clinician")
 
 

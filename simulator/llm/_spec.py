@@ -84,7 +84,7 @@ def make_backend(cfg: ModelConfig, *, calls: int | None = None) -> ChatBackend:
     if kind == "local":
         from simulator.llm._local import LocalLlamaBackend
 
-        return LocalLlamaBackend(rest)
+        return LocalLlamaBackend(rest, calls=calls)
     if kind == "hf":
         from simulator.llm._hf import HFBackend
 

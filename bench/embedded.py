@@ -1,18 +1,23 @@
 """The embedded model (local:smollm2, llama.cpp in-process) on this machine's cores.
 
-1. ``clinsim demo`` as a user runs it: wall time of the whole command (model load, an episode
-   of up to 3 clinician turns, per-criterion grading with a JSON grammar).
+1. ``clinsim demo`` as a user runs it: wall time and peak memory of the whole command (model
+   load, an episode of up to 3 clinician turns, per-criterion grading with a JSON grammar).
 2. The same prompts three ways, each in a fresh process: the demo's model calls are recorded
    once, then replayed (a) through clinsim's local backend, (b) through llama-cpp-python
-   directly as a user would set it up (``Llama(model_path, n_ctx, n_threads)``, no cache), and
-   (c) directly with clinsim's settings (flash attention, state cache). Tokens per second =
-   (prompt + completion tokens) / seconds; (a)/(c) is what clinsim's own layers cost, (a)/(b)
-   what a user gets from clinsim against raw llama.cpp.
-3. Several episodes at once on the one shared model (``clinsim batch --concurrency K``): wall
-   time with the state cache off (``CLINSIM_LOCAL_CACHE_MB=0``: every call evaluates its
-   whole conversation again) and on (the default).
+   directly as a user would set it up (``Llama(model_path, n_ctx, n_threads)``), and (c)
+   directly with clinsim's model settings (flash attention off, a state cache). Tokens per
+   second = (prompt + completion tokens each replay reports) / seconds.
+3. What llama.cpp's batched decoding gives on these cores: K calls at once on one engine of K
+   slots, completion tokens per second, K = 1, 2, 4, 8.
+4. Several episodes at once on the one shared model (``clinsim batch --concurrency K``): wall
+   time and peak memory with one slot (calls served one at a time, conversations swapped
+   through the state cache: no batching) and with K slots (the default: batched). The two give
+   the same transcripts, which is checked.
 
-    python bench/embedded.py                 # 3 runs of each, about 15 minutes on 2 cores
+``--before PATH`` also runs parts 1 and 4 on another checkout (e.g. the commit before the
+engine: ``git worktree add ../before fd010f4``), interleaved with this one.
+
+    python bench/embedded.py                 # 3 runs of each, about 30 minutes on 2 cores
     python bench/embedded.py --smoke
 """
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -34,17 +40,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import ROOT, machine, median, write_json
 
 
-def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    proc = subprocess.run(args, capture_output=True, text=True, env=full, timeout=3600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:4])}... failed:\n{proc.stderr[-3000:]}")
-    return proc
+def _run(
+    args: list[str], env: dict[str, str] | None = None, *, tree: Path = ROOT
+) -> tuple[str, float, float]:
+    """Run a command with ``tree`` first on the path: its stdout, wall seconds, and the peak
+    resident memory of that process in MB (from wait4, so it is this child's alone)."""
+    full = {**os.environ, "PYTHONPATH": str(tree), **(env or {})}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(args, stdout=out, stderr=err, text=True, env=full, cwd=tree)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(args[:4])}... failed:\n{err.read()[-3000:]}")
+        return out.read(), wall, usage.ru_maxrss / 1024  # KB on Linux
 
 
 def _worker(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    proc = _run([sys.executable, str(Path(__file__).resolve()), "--worker", *args], env)
-    data: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out, _, _ = _run([sys.executable, str(Path(__file__).resolve()), "--worker", *args], env)
+    data: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return data
 
 
@@ -77,7 +94,6 @@ async def record(path: Path, max_turns: int) -> dict[str, Any]:
                     "max_tokens": kw.get("max_tokens"),
                     "seed": kw.get("seed"),
                     "schema": fmt.schema if fmt is not None else None,
-                    "tokens": out.prompt_tokens + out.completion_tokens,
                 }
             )
             return out
@@ -113,24 +129,26 @@ async def record(path: Path, max_turns: int) -> dict[str, Any]:
 def replay(path: Path, how: str) -> dict[str, Any]:
     """Replay recorded calls: through clinsim's backend, or llama-cpp-python directly."""
     calls = json.loads(path.read_text())
-    tokens = sum(c["tokens"] for c in calls)
+    tokens = 0
     if how == "clinsim":
         from simulator.llm import JsonSchema, ModelConfig, make_backend
 
         backend = make_backend(ModelConfig(spec="local:smollm2"))
 
         async def go() -> float:
+            nonlocal tokens
             await backend.check()  # load the model before the clock starts, as raw does
             t0 = time.perf_counter()
             for c in calls:
                 fmt = JsonSchema(name="Reply", schema=c["schema"]) if c["schema"] else None
-                await backend.complete(
+                out = await backend.complete(
                     c["messages"],
                     temperature=c["temperature"],
                     max_tokens=c["max_tokens"],
                     seed=c["seed"],
                     response_format=fmt,
                 )
+                tokens += out.prompt_tokens + out.completion_tokens
             return time.perf_counter() - t0
 
         seconds = asyncio.run(go())
@@ -140,13 +158,12 @@ def replay(path: Path, how: str) -> dict[str, Any]:
         from simulator.llm._local import DEFAULT_CACHE_MB, N_CTX, grammar_safe_schema, smollm2_path
 
         same = how == "raw-same-settings"
-        settings: dict[str, Any] = {"flash_attn": True} if same else {}
         llm = Llama(
             model_path=str(smollm2_path()),
             n_ctx=N_CTX,
             n_threads=os.cpu_count() or 1,
             verbose=False,
-            **settings,
+            flash_attn=False,  # llama-cpp-python's default, and clinsim's setting
         )
         if same:
             llm.set_cache(LlamaRAMCache(capacity_bytes=DEFAULT_CACHE_MB << 20))
@@ -158,53 +175,105 @@ def replay(path: Path, how: str) -> dict[str, Any]:
                     "type": "json_object",
                     "schema": grammar_safe_schema(c["schema"]),
                 }
-            llm.create_chat_completion(
+            out: Any = llm.create_chat_completion(
                 messages=c["messages"],
                 temperature=c["temperature"],
                 max_tokens=c["max_tokens"],
                 seed=c["seed"],
                 **kw,
             )
+            usage = out["usage"]
+            tokens += usage["prompt_tokens"] + usage["completion_tokens"]
         seconds = time.perf_counter() - t0
     return {"how": how, "seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds}
+
+
+def batched(k: int, max_tokens: int) -> dict[str, Any]:
+    """K calls at once on an engine of K slots: completion tokens per second."""
+    from simulator.llm._llama_engine import LlamaEngine
+    from simulator.llm._local import smollm2_path
+
+    engine = LlamaEngine(
+        smollm2_path(), slots=k, n_ctx=1024, n_threads=os.cpu_count() or 1, cache_bytes=0
+    )
+    questions = ["chest pain", "a rash", "a cough", "dizziness", "back pain", "a fever",
+                 "a headache", "ankle swelling"]  # fmt: skip
+    try:
+        t0 = time.perf_counter()
+        futures = [
+            engine.submit(
+                [{"role": "user", "content": f"I have {questions[i % 8]}. What should I do?"}],
+                temperature=0.7,
+                max_tokens=max_tokens,
+                seed=i,
+                schema=None,
+            )
+            for i in range(k)
+        ]
+        done = [f.result() for f in futures]
+        seconds = time.perf_counter() - t0
+        stats = engine.stats
+    finally:
+        engine.close()
+    completion = sum(d[3] for d in done)
+    return {
+        "k": k,
+        "seconds": seconds,
+        "completion_tokens": completion,
+        "tokens_per_s": completion / seconds,
+        "mean_batch": stats.decoded_sequences / max(1, stats.decode_steps),
+    }
 
 
 # ---------------------------------------------------------------------- driver
 
 
-def demo_wall(runs: int, max_turns: int) -> list[float]:
-    out = []
-    for _ in range(runs):
-        with tempfile.TemporaryDirectory() as home:
-            t0 = time.perf_counter()
-            _run(
-                [sys.executable, "-m", "simulator.cli", "demo", "--max-turns", str(max_turns)],
-                {"CLINSIM_HOME": home},
-            )
-            out.append(time.perf_counter() - t0)
-    return out
-
-
-def concurrent(k: int, max_turns: int, cache_mb: int) -> float:
-    """Wall time of ``clinsim batch`` with K episodes in flight on the embedded model."""
+def demo(max_turns: int, tree: Path) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as home:
-        from simulator.cli import DEMO_PERSONA, DEMO_SCENARIO
+        cmd = [sys.executable, "-m", "simulator.cli", "demo", "--max-turns", str(max_turns)]
+        _, wall, peak = _run(cmd, {"CLINSIM_HOME": home}, tree=tree)
+    return wall, peak
 
+
+def concurrent(k: int, max_turns: int, slots: int | None, tree: Path) -> dict[str, Any]:
+    """``clinsim batch`` with K episodes in flight on the embedded model: wall time, peak
+    memory, and a hash of the transcripts."""
+    from simulator.cli import DEMO_PERSONA, DEMO_SCENARIO
+
+    with tempfile.TemporaryDirectory() as home:
+        env = {"CLINSIM_HOME": home}
+        if slots is not None:
+            env["CLINSIM_LOCAL_SLOTS"] = str(slots)
         cmd = [sys.executable, "-m", "simulator.cli", "batch", "--clinician", "local:smollm2",
                "--patient", "local:smollm2", "--no-judge", "--scenario", DEMO_SCENARIO,
                "--persona", DEMO_PERSONA, "--repeats", str(k), "--concurrency", str(k),
                "--max-turns", str(max_turns), "--min-turns", "1", "--run", "bench",
                "--quiet"]  # fmt: skip
-        t0 = time.perf_counter()
-        _run(cmd, {"CLINSIM_HOME": home, "CLINSIM_LOCAL_CACHE_MB": str(cache_mb)})
-        return time.perf_counter() - t0
+        _, wall, peak = _run(cmd, env, tree=tree)
+        report = [sys.executable, "-m", "simulator.cli", "report", "bench", "--format", "jsonl"]
+        out, _, _ = _run(report, env, tree=tree)
+    turns = []
+    for line in out.splitlines():
+        row = json.loads(line)
+        turns.append([row["key"], [t["content"] for t in row["result"]["transcript"]["turns"]]])
+    digest = hashlib.sha256(json.dumps(sorted(turns)).encode()).hexdigest()[:16]
+    return {"wall_s": wall, "peak_mb": peak, "transcripts": digest}
+
+
+def _line(label: str, xs: list[float], unit: str = "s") -> str:
+    return (
+        f"{label}: {median(xs):.1f} {unit} (median of {len(xs)}: "
+        + ", ".join(f"{x:.1f}" for x in xs)
+        + ")"
+    )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--max-turns", type=int, default=3)
-    p.add_argument("--episodes", type=int, default=4, help="episodes in flight for part 3")
+    p.add_argument("--episodes", type=int, default=4, help="episodes in flight for part 4")
+    p.add_argument("--before", type=Path, help="another checkout to measure alongside")
     p.add_argument("--smoke", action="store_true", help="one short run of each: the CI check")
     p.add_argument("--out", type=Path)
     p.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -213,23 +282,35 @@ def main() -> None:
         kind, *rest = args.worker
         if kind == "record":
             result = asyncio.run(record(Path(rest[0]), int(rest[1])))
+        elif kind == "batched":
+            result = batched(int(rest[0]), int(rest[1]))
         else:
             result = replay(Path(rest[0]), rest[1])
         print(json.dumps(result))
         return
+    levels, decode_tokens = [1, 2, 4, 8], 128
     if args.smoke:
         args.runs, args.max_turns, args.episodes = 1, 1, 2
+        levels, decode_tokens = [1, 2], 16
     print(f"machine: {machine()}", flush=True)
+    trees = {"now": ROOT, **({"before": args.before.resolve()} if args.before else {})}
     out: dict[str, Any] = {"max_turns": args.max_turns}
 
-    demo = demo_wall(args.runs, args.max_turns)
-    out["demo_wall_s"] = {"median": median(demo), "runs": demo}
-    print(
-        f"clinsim demo --max-turns {args.max_turns}: {median(demo):.1f} s (median of "
-        f"{len(demo)}: {', '.join(f'{x:.1f}' for x in demo)})",
-        flush=True,
-    )
+    # 1. the demo
+    walls: dict[str, list[float]] = {t: [] for t in trees}
+    peaks: dict[str, list[float]] = {t: [] for t in trees}
+    for _ in range(args.runs):
+        for name, tree in trees.items():  # interleaved, so drift falls on all
+            wall, peak = demo(args.max_turns, tree)
+            walls[name].append(wall)
+            peaks[name].append(peak)
+    out["demo"] = {t: {"wall_s": walls[t], "peak_mb": peaks[t]} for t in trees}
+    out["demo_wall_s"] = {"median": median(walls["now"]), "runs": walls["now"]}
+    for t in trees:
+        print(_line(f"clinsim demo ({t})", walls[t]) + f", peak {median(peaks[t]):.0f} MB",
+              flush=True)  # fmt: skip
 
+    # 2. the same prompts through clinsim and through llama-cpp-python
     with tempfile.TemporaryDirectory() as tmp:
         calls = Path(tmp) / "calls.json"
         rec = _worker("record", str(calls), str(args.max_turns))
@@ -238,7 +319,7 @@ def main() -> None:
         hows = ("clinsim", "raw", "raw-same-settings")
         runs: dict[str, list[float]] = {h: [] for h in hows}
         for _ in range(args.runs):
-            for how in hows:  # interleaved, so drift falls on all three
+            for how in hows:
                 runs[how].append(_worker("replay", str(calls), how)["tokens_per_s"])
         tps = {h: median(v) for h, v in runs.items()}
         out["tokens_per_s"] = {h: {"median": tps[h], "runs": runs[h]} for h in hows}
@@ -251,21 +332,43 @@ def main() -> None:
             flush=True,
         )
 
-    before = [concurrent(args.episodes, args.max_turns, 0) for _ in range(args.runs)]
-    from simulator.llm._local import DEFAULT_CACHE_MB
+    # 3. batched decoding on its own
+    rows: dict[int, list[dict[str, Any]]] = {k: [] for k in levels}
+    for _ in range(args.runs):
+        for k in levels:
+            rows[k].append(_worker("batched", str(k), str(decode_tokens)))
+    out["batched_decode"] = []
+    for k in levels:
+        rate = median([r["tokens_per_s"] for r in rows[k]])
+        base = median([r["tokens_per_s"] for r in rows[levels[0]]])
+        out["batched_decode"].append(
+            {"k": k, "tokens_per_s": rate, "vs_one": rate / base, "runs": rows[k]}
+        )
+        print(f"{k} calls at once: {rate:.0f} completion tokens/s ({rate / base:.2f}x one)",
+              flush=True)  # fmt: skip
 
-    after = [concurrent(args.episodes, args.max_turns, DEFAULT_CACHE_MB) for _ in range(args.runs)]
+    # 4. several episodes at once: one slot against K slots (and the other checkout)
+    variants = {"one slot": (ROOT, 1), "batched": (ROOT, None)}
+    if args.before:
+        variants["before"] = (args.before.resolve(), None)
+    results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    for _ in range(args.runs):
+        for name, (tree, slots) in variants.items():
+            results[name].append(concurrent(args.episodes, args.max_turns, slots, tree))
+    walls_c = {v: [r["wall_s"] for r in rs] for v, rs in results.items()}
+    same = len({r["transcripts"] for v in ("one slot", "batched") for r in results[v]}) == 1
     out["concurrent"] = {
         "episodes": args.episodes,
-        "no_cache_s": before,
-        "cache_s": after,
-        "speedup": median(before) / median(after),
+        "runs": results,
+        "speedup": median(walls_c["one slot"]) / median(walls_c["batched"]),
+        "same_transcripts": same,
     }
-    print(
-        f"{args.episodes} episodes at once on one model: {median(before):.1f} s without the "
-        f"state cache, {median(after):.1f} s with it ({median(before) / median(after):.2f}x)",
-        flush=True,
-    )
+    for v in variants:
+        peak = median([r["peak_mb"] for r in results[v]])
+        print(_line(f"{args.episodes} episodes at once, {v}", walls_c[v]) + f", peak {peak:.0f} MB",
+              flush=True)  # fmt: skip
+    print(f"batched against one slot: {out['concurrent']['speedup']:.2f}x; the same "
+          f"transcripts: {'yes' if same else 'NO'}", flush=True)  # fmt: skip
     write_json(args.out, out)
 
 

@@ -88,4 +88,8 @@ def test_embedded_smoke(tmp_path: Path) -> None:
     assert data["recorded"]["calls"] >= 3  # clinician, patient, clinician at least, then grading
     for how in ("clinsim", "raw", "raw-same-settings"):
         assert data["tokens_per_s"][how]["median"] > 0
+    assert [row["k"] for row in data["batched_decode"]] == [1, 2]
+    assert all(row["tokens_per_s"] > 0 for row in data["batched_decode"])
     assert data["concurrent"]["speedup"] > 0
+    assert data["concurrent"]["same_transcripts"]  # batching changes no answer
+    assert data["demo"]["now"]["peak_mb"][0] > 50

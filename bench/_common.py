@@ -152,6 +152,32 @@ class BatchRun:
 MAX_TOKENS = 64  # per call, in every benchmark's model settings
 
 
+class InstantBackend:
+    """A model in the process that answers at once with the measurement server's text: what
+    a batch costs with no HTTP client and no server, i.e. clinsim's own CPU alone."""
+
+    spec = "openai:fake"
+
+    def __init__(self) -> None:
+        from bench.fakeserver import WORD
+        from simulator.llm import Completion
+
+        self._reply = Completion(
+            text=" ".join([WORD] * 40), finish_reason="stop", prompt_tokens=100,
+            completion_tokens=40, latency_s=0.0,
+        )  # fmt: skip
+
+    async def complete(self, messages: Any, **kw: Any) -> Any:
+        await asyncio.sleep(0)  # yield to the loop, as a real call does
+        return self._reply.model_copy()
+
+    async def check(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
 def model_config(base_url: str, *, timeout: float = 600.0) -> Any:
     from simulator.llm import ModelConfig
 
@@ -161,7 +187,7 @@ def model_config(base_url: str, *, timeout: float = 600.0) -> Any:
 
 
 async def clinsim_batch(
-    base_url: str,
+    base_url: str | None,
     episodes: Sequence[Any],
     concurrency: int,
     *,
@@ -171,17 +197,24 @@ async def clinsim_batch(
     start_rate: float | None = -1.0,
 ) -> BatchRun:
     """Run ``episodes`` through clinsim's batch runner into a fresh run store (the path
-    ``clinsim batch`` takes after its checks), timing only the run itself."""
+    ``clinsim batch`` takes after its checks), timing only the run itself. ``base_url`` None:
+    against ``InstantBackend`` rather than a server."""
     from simulator.batch import BatchSettings, Roles, run_batch
     from simulator.llm import make_backend
     from simulator.schemas import EpisodeResult
     from simulator.store import RunStore
 
-    cfg = model_config(base_url)
+    cfg = model_config(base_url or "http://127.0.0.1:9/v1")
     settings = BatchSettings(concurrency=concurrency, max_turns=max_turns)
     if start_rate != -1.0:  # -1: clinsim's default
         settings.start_rate = start_rate
-    clinician, patient = make_backend(cfg, calls=concurrency), make_backend(cfg, calls=concurrency)
+    clinician: Any
+    patient: Any
+    if base_url is None:
+        clinician, patient = InstantBackend(), InstantBackend()
+    else:
+        clinician = make_backend(cfg, calls=concurrency)
+        patient = make_backend(cfg, calls=concurrency)
     roles = Roles(clinicians=[(clinician, cfg)], patient=(patient, cfg), judge=judge)
     with tempfile.TemporaryDirectory() as tmp, RunStore(Path(tmp) / "runs.db") as store:
         store.open_run("bench", {"bench": True}, "bench", len(episodes), replace=False)

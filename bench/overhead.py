@@ -10,6 +10,10 @@ same number of episodes in flight, against the same server, in the same process.
 alternate (clinsim, bare, lean, clinsim, ...) so that drift on a shared machine falls on all;
 the median of each is reported.
 
+The harness's CPU per turn is also measured directly: the same episodes against a model inside
+the process that answers at once (``InstantBackend``): no HTTP client, no server, only
+clinsim's own work (the graph, the records, the store).
+
     python bench/overhead.py                 # concurrency 16 and 64, 5 runs each
     python bench/overhead.py --smoke
 """
@@ -44,7 +48,7 @@ async def compare(server: FakeServer, concurrency: int, n: int, runs: int) -> di
     first = await clinsim_batch(server.base_url, episodes, concurrency, keep_results=True)
     calls = [calls_of(first.results[ep.key], ep) for ep in episodes]
     assert sum(len(c) for c in calls) == first.calls
-    clinsim, bare, lean = [], [], []
+    clinsim, bare, lean, alone = [], [], [], []
     for _ in range(runs):
         gc.collect()
         clinsim.append(await clinsim_batch(server.base_url, episodes, concurrency))
@@ -52,6 +56,8 @@ async def compare(server: FakeServer, concurrency: int, n: int, runs: int) -> di
         bare.append(await bare_loop(server.base_url, calls, concurrency))
         gc.collect()
         lean.append(await bare_loop(server.base_url, calls, concurrency, lean=True))
+        gc.collect()
+        alone.append(await clinsim_batch(None, episodes, concurrency))
 
     def rate(rs: list[Any]) -> float:
         return median([r.eps_per_s for r in rs])
@@ -72,10 +78,12 @@ async def compare(server: FakeServer, concurrency: int, n: int, runs: int) -> di
         "bare_cpu_ms_per_call": cpu_ms(bare),
         "lean_cpu_ms_per_call": cpu_ms(lean),
         "harness_cpu_ms_per_turn": cpu_ms(clinsim) - cpu_ms(lean),
+        "harness_alone_cpu_ms_per_turn": cpu_ms(alone),
         "runs": {
             "clinsim": [r.eps_per_s for r in clinsim],
             "bare": [r.eps_per_s for r in bare],
             "lean": [r.eps_per_s for r in lean],
+            "harness_alone_cpu_ms": [r.cpu_s / r.calls * 1000 for r in alone],
         },
     }
 
@@ -93,7 +101,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 f"client path {row['lean_eps_per_s']:.2f} ({row['ratio_lean']:.1%}). CPU per "
                 f"call: clinsim {row['clinsim_cpu_ms_per_call']:.2f} ms, bare "
                 f"{row['bare_cpu_ms_per_call']:.2f}, lean {row['lean_cpu_ms_per_call']:.2f}: "
-                f"harness {row['harness_cpu_ms_per_turn']:.2f} ms per turn",
+                f"harness {row['harness_cpu_ms_per_turn']:.2f} ms per turn; harness alone "
+                f"(no HTTP) {row['harness_alone_cpu_ms_per_turn']:.2f} ms per turn",
                 flush=True,
             )
     return out

@@ -59,6 +59,7 @@ def test_overhead_smoke(tmp_path: Path) -> None:
     for key in ("clinsim_eps_per_s", "bare_eps_per_s", "lean_eps_per_s"):
         assert row[key] > 0
     assert row["clinsim_cpu_ms_per_call"] > 0 and row["lean_cpu_ms_per_call"] > 0
+    assert 0 < row["harness_alone_cpu_ms_per_turn"] < row["clinsim_cpu_ms_per_call"]
 
 
 def test_memory_smoke(tmp_path: Path) -> None:

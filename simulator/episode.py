@@ -61,6 +61,8 @@ class EpisodeRunner:
             delete(episode_id)
 
     def _config(self, episode_id: str) -> dict[str, Any]:
+        if self.checkpointer is None:  # a thread id only names checkpoints
+            return {"recursion_limit": RECURSION_LIMIT}
         return {"configurable": {"thread_id": episode_id}, "recursion_limit": RECURSION_LIMIT}
 
     async def _drive(

@@ -259,37 +259,47 @@ async def bare_loop(
     episodes: Sequence[list[tuple[list[Any], int, int]]],
     concurrency: int,
     *,
-    lean: bool = False,
+    client: str = "openai",
 ) -> BatchRun:
-    """The same calls with AsyncOpenAI alone: each episode's calls one after another,
-    ``concurrency`` episodes at a time, two clients (one per role, as clinsim has). No state
-    machine, no records, no store: the HTTP client's and the server's cost only.
+    """The same calls without clinsim: each episode's calls one after another, ``concurrency``
+    episodes at a time, two clients (one per role, as clinsim has). No state machine, no
+    records, no store: the HTTP client's and the server's cost only.
 
-    ``lean=False``: the SDK as most code uses it (``chat.completions.create``, default
-    transport). ``lean=True``: the SDK exactly as clinsim's backend calls it (aiohttp
-    transport, ``post`` of the JSON body, reply parsed with ``json``), so that clinsim's CPU
-    less this loop's is the harness alone."""
-    from openai import AsyncOpenAI
+    ``client``: ``openai``, the SDK as most code uses it (``AsyncOpenAI``,
+    ``chat.completions.create``, its default transport); ``sdk-aiohttp``, the SDK with its
+    aiohttp transport and the JSON body posted as it is (clinsim's path before it sent
+    requests itself); ``lean``, clinsim's own client path (its aiohttp transport, the reply
+    parsed with ``json``), so that clinsim's CPU less this loop's is the harness alone."""
+    from openai import AsyncOpenAI, DefaultAioHttpClient
 
-    from simulator.llm._openai import _transport
+    from simulator.llm._openai import _AiohttpTransport
 
-    extra = _transport() if lean else {}
-    clients = [
-        AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0, timeout=600.0, **extra)
-        for _ in range(2)
-    ]
     limit = asyncio.Semaphore(concurrency)
     done = 0
+    lean = [_AiohttpTransport(base_url, "x", 600.0) for _ in range(2)]
+    sdks = [
+        AsyncOpenAI(
+            base_url=base_url,
+            api_key="x",
+            max_retries=0,
+            timeout=600.0,
+            http_client=DefaultAioHttpClient() if client == "sdk-aiohttp" else None,
+        )
+        for _ in range(2 if client != "lean" else 0)
+    ]
 
     async def call(n: int, messages: list[Any], seed: int, max_tokens: int) -> str:
-        client = clients[n % 2]
         args: dict[str, Any] = {"model": "fake", "messages": messages, "temperature": 0.7,
                 "max_tokens": max_tokens, "seed": seed}  # fmt: skip
-        if lean:
-            reply = json.loads(await client.post("/chat/completions", body=args, cast_to=str))
-            return str(reply["choices"][0]["message"]["content"])
-        resp = await client.chat.completions.create(**args)
-        return resp.choices[0].message.content or ""
+        if client == "lean":
+            body = json.dumps(args).encode()
+            reply = json.loads(await lean[n % 2].send("POST", "/chat/completions", body))
+        elif client == "sdk-aiohttp":
+            reply = json.loads(await sdks[n % 2].post("/chat/completions", body=args, cast_to=str))
+        else:
+            resp = await sdks[n % 2].chat.completions.create(**args)
+            return resp.choices[0].message.content or ""
+        return str(reply["choices"][0]["message"]["content"])
 
     async def one(calls: list[tuple[list[Any], int, int]]) -> None:
         nonlocal done
@@ -301,7 +311,9 @@ async def bare_loop(
     c0, t0 = cpu_s(), time.perf_counter()
     await asyncio.gather(*(one(e) for e in episodes))
     wall, cpu = time.perf_counter() - t0, cpu_s() - c0
-    for c in clients:
+    for t in lean:
+        await t.aclose()
+    for c in sdks:
         await c.close()
     return BatchRun(len(episodes), wall, cpu, sum(len(e) for e in episodes), done, 0)
 

@@ -1,5 +1,7 @@
-"""LangGraph's own CPU per superstep, for scale: a one-node graph whose async node and async
-router loop ``--steps`` times (``astream``, no checkpointer), run ``--episodes`` times.
+"""LangGraph's own CPU per superstep, for scale: a one-node graph whose async node and router
+loop ``--steps`` times (``astream``, no checkpointer), run ``--episodes`` times. Two routers,
+alternating: a plain async function, which LangGraph wraps in a traced run on every step, and
+the untraced Runnable that clinsim's episode graph uses (``simulator.graph._Router``'s way).
 
     python bench/langgraph_step.py
     python bench/langgraph_step.py --smoke
@@ -22,19 +24,32 @@ class State(TypedDict, total=False):
     n: int
 
 
-def build(steps: int) -> Any:
+def build(steps: int, *, traced: bool) -> Any:
+    from langchain_core.runnables import Runnable
     from langgraph.graph import END, START, StateGraph
 
     async def node(state: State) -> dict[str, Any]:
         return {"n": state["n"] + 1}
 
-    async def route(state: State) -> str:
+    def where(state: State) -> str:
         return END if state["n"] >= steps else "node"
+
+    async def route(state: State) -> str:
+        return where(state)
+
+    class Router(Runnable[State, str]):
+        name = "route"
+
+        def invoke(self, input: State, config: Any = None, **kw: Any) -> str:
+            return where(input)
+
+        async def ainvoke(self, input: State, config: Any = None, **kw: Any) -> str:
+            return where(input)
 
     g = StateGraph(State)
     g.add_node("node", node)
     g.add_edge(START, "node")
-    g.add_conditional_edges("node", route, ["node", END])
+    g.add_conditional_edges("node", route if traced else Router(), ["node", END])
     return g.compile()
 
 
@@ -57,11 +72,22 @@ def main() -> None:
     if args.smoke:
         args.episodes, args.runs = 50, 1
     print(f"machine: {machine()}", flush=True)
-    graph = build(args.steps)
-    asyncio.run(measure(graph, 50, args.steps))  # warm up
-    runs = [asyncio.run(measure(graph, args.episodes, args.steps)) for _ in range(args.runs)]
-    print(f"LangGraph: {median(runs):.3f} ms CPU per superstep (median of {len(runs)})")
-    write_json(args.out, {"steps": args.steps, "ms_per_step": median(runs), "runs": runs})
+    graphs = {
+        "function": build(args.steps, traced=True),
+        "runnable": build(args.steps, traced=False),
+    }
+    runs: dict[str, list[float]] = {k: [] for k in graphs}
+    for g in graphs.values():
+        asyncio.run(measure(g, 50, args.steps))  # warm up
+    for _ in range(args.runs):
+        for k, g in graphs.items():  # alternating, so drift falls on both
+            runs[k].append(asyncio.run(measure(g, args.episodes, args.steps)))
+    plain, untraced = median(runs["function"]), median(runs["runnable"])
+    print(f"LangGraph: {plain:.3f} ms CPU per superstep with a plain router function, "
+          f"{untraced:.3f} ms with an untraced Runnable router ({untraced / plain:.0%}; median "
+          f"of {args.runs})")  # fmt: skip
+    write_json(args.out, {"steps": args.steps, "ms_per_step": plain,
+                          "ms_per_step_untraced": untraced, "runs": runs})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The episode state machine (LangGraph): patient and clinician nodes, a routing function, and
-a judge node that runs once the conversation has ended (a no-op when no judge is given)."""
+a judge node that runs once the conversation has ended, for episodes that have a judge. An
+episode starts from its opening (``initial_state``), so every superstep is one model call."""
 
 from __future__ import annotations
 
@@ -257,7 +258,7 @@ def route(state: EpisodeState) -> NodeName:
 class _Router(Runnable[EpisodeState, NodeName]):
     """``route`` as LangGraph's conditional edges call it. A plain function given to
     ``add_conditional_edges`` is wrapped in a traced run (callback manager, run ids, metadata
-    merges) on every step; this Runnable is called directly, which takes about a third off
+    merges) on every step; this Runnable is called directly, which takes about a sixth off
     LangGraph's CPU per step (bench/RESULTS.md)."""
 
     name = "route"

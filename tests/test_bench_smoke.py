@@ -43,7 +43,8 @@ def test_capacity_smoke(tmp_path: Path) -> None:
 
 
 def test_langgraph_step_smoke(tmp_path: Path) -> None:
-    assert smoke("langgraph_step", tmp_path)["ms_per_step"] > 0
+    data = smoke("langgraph_step", tmp_path)
+    assert data["ms_per_step"] > 0 and data["ms_per_step_untraced"] > 0
 
 
 def test_concurrency_smoke(tmp_path: Path) -> None:
@@ -56,9 +57,8 @@ def test_concurrency_smoke(tmp_path: Path) -> None:
 
 def test_overhead_smoke(tmp_path: Path) -> None:
     (row,) = smoke("overhead", tmp_path)["levels"]
-    for key in ("clinsim_eps_per_s", "bare_eps_per_s", "lean_eps_per_s"):
-        assert row[key] > 0
-    assert row["clinsim_cpu_ms_per_call"] > 0 and row["lean_cpu_ms_per_call"] > 0
+    for loop in ("clinsim", "bare", "sdk_aiohttp", "lean"):
+        assert row[f"{loop}_eps_per_s"] > 0 and row[f"{loop}_cpu_ms_per_call"] > 0
     assert 0 < row["harness_alone_cpu_ms_per_turn"] < row["clinsim_cpu_ms_per_call"]
 
 

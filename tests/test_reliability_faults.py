@@ -231,3 +231,53 @@ def test_a_refused_key_is_one_line_and_writes_nothing(llama_server: str, tmp_pat
         ):
             one_line_error(proc, "refused the API key (HTTP 401)", "OPENAI_API_KEY")
     assert not out.exists() and not store.exists()
+
+
+# Each fault, one call, through clinsim's own aiohttp transport and through the OpenAI SDK
+# (CLINSIM_HTTP=sdk): both must read it as the same kind of failure.
+EXPECTED = {
+    "429": ("rate_limit", 0.2),
+    "500": ("server", None),
+    "503": ("server", 0.2),
+    "reset": ("connection", None),
+    "slow": ("timeout", None),
+    "truncated": ("connection", None),
+    "malformed": ("malformed", None),
+}
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "sdk"])
+def test_each_fault_reads_the_same_through_either_transport(
+    llama_server: str, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from simulator.llm import BackendError
+    from simulator.llm._openai import OpenAIBackend
+
+    if transport == "sdk":
+        monkeypatch.setenv("CLINSIM_HTTP", "sdk")
+    else:
+        monkeypatch.delenv("CLINSIM_HTTP", raising=False)
+    upstream = llama_server.removesuffix("/v1")
+    messages = [{"role": "user", "content": "Say hello."}]
+
+    async def one(kind: str, url: str) -> Any:
+        backend = OpenAIBackend("smollm2", base_url=url, timeout=1.0)
+        try:
+            return await backend.complete(messages, max_tokens=8, temperature=0.0)
+        except BackendError as e:
+            return e
+        finally:
+            await backend.aclose()
+
+    with FaultProxy(upstream, rate=1.0, slow_s=3.0) as proxy:
+        for kind, (want, retry_after) in EXPECTED.items():
+            proxy.set(kinds=(kind,), _next_kind=0)
+            got = asyncio.run(one(kind, proxy.url))
+            assert isinstance(got, BackendError), (kind, got)
+            assert (got.kind, got.retry_after) == (want, retry_after), (kind, str(got))
+            assert "smollm2" in str(got) and "\n" not in str(got), str(got)
+        proxy.set(kinds=("length",), _next_kind=0)
+        got = asyncio.run(one("length", proxy.url))
+        assert got.finish_reason == "length" and got.text, got

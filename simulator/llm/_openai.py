@@ -1,6 +1,13 @@
 """``openai:MODEL`` — any OpenAI-compatible Chat Completions server.
 
-The SDK's own retries are off (``max_retries=0``): ``simulator.llm.call`` retries in one place.
+Requests go out with aiohttp directly: ``POST {base_url}/chat/completions`` with the JSON body
+and a bearer key, the reply read as JSON. The OpenAI SDK (``AsyncOpenAI``, even with its aiohttp
+transport) makes the same request through layers of request and response objects that cost
+more CPU than the HTTP call itself, about 1 ms a call on 2 cores; on a small machine that CPU
+decides how many episodes can be in flight (bench/RESULTS.md). ``CLINSIM_HTTP=sdk`` sends
+through ``AsyncOpenAI`` instead, should a server need what only the SDK does. Nothing is
+retried here: ``simulator.llm.with_retries`` retries in one place.
+
 Structured output degrades from ``json_schema`` to ``json_object`` with a schema (llama.cpp's
 server) to a plain request (prompt plus tolerant parsing), and what a server accepts is
 remembered per base URL for the life of the process.
@@ -51,53 +58,141 @@ def _response_format(mode: StructuredMode, fmt: JsonSchema) -> dict[str, Any] | 
     return None
 
 
-def _transport() -> dict[str, Any]:
-    """The SDK's aiohttp transport (``openai[aiohttp]``, a dependency of clinsim): well under
-    half the CPU per call of its default httpx transport, whose pool also scans every
-    connection on each request (bench/RESULTS.md). Without it, or with
-    ``CLINSIM_HTTP=httpx``, the SDK's default."""
-    if os.environ.get("CLINSIM_HTTP") == "httpx":
-        return {}
+class HTTPStatusError(Exception):
+    """A reply with an error status: its status, body (as text) and Retry-After."""
+
+    def __init__(self, status: int, body: str, retry_after: str | None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+
+
+def _error_text(body: str) -> str:
+    """The server's message: ``error.message`` of an OpenAI-style body, else the body."""
     try:
-        from openai import DefaultAioHttpClient
+        data = json.loads(body)
+    except ValueError:
+        return body.strip()
+    if isinstance(data, dict):
+        error = data.get("error", data)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+        return json.dumps(error)
+    return body.strip()
 
-        return {"http_client": DefaultAioHttpClient()}
-    except (ImportError, RuntimeError):  # an SDK without it, or aiohttp missing
-        return {}
+
+def _classify(e: HTTPStatusError, where: str) -> BackendError:
+    status, text = e.status, _error_text(e.body)[:200]
+    retry_after = None
+    if e.retry_after:
+        try:
+            retry_after = float(e.retry_after)
+        except ValueError:
+            retry_after = None
+    if status == 429:
+        kind: FaultKind = "quota" if "insufficient_quota" in e.body else "rate_limit"
+        return BackendError(kind, f"{where}: HTTP 429 {text}", retry_after=retry_after)
+    if status in (401, 403):
+        return BackendError("auth", f"{where}: HTTP {status}: check the API key")
+    if status >= 500:
+        return BackendError("server", f"{where}: HTTP {status} {text}", retry_after=retry_after)
+    return BackendError("bad_request", f"{where}: HTTP {status} {text}")
 
 
-def _classify(e: Exception, where: str) -> BackendError:
-    import openai
+class _AiohttpTransport:
+    """Requests with one aiohttp session (connection pool), made in the loop that uses it."""
 
-    if isinstance(e, openai.APITimeoutError):
-        return BackendError("timeout", f"{where}: request timed out")
-    if isinstance(e, openai.APIConnectionError):
-        cause = e.__cause__ or e
-        why = str(cause) or type(cause).__name__
-        return BackendError("connection", f"{where}: connection failed ({why})")
-    if isinstance(e, openai.APIStatusError):
-        status = e.status_code
-        retry_after = None
-        header = e.response.headers.get("retry-after") if e.response is not None else None
-        if header:
-            try:
-                retry_after = float(header)
-            except ValueError:
-                retry_after = None
-        body = str(e.body)[:200] if e.body else e.message[:200]
-        if status == 429:
-            kind: FaultKind = "quota" if "insufficient_quota" in body else "rate_limit"
-            return BackendError(kind, f"{where}: HTTP 429 {body}", retry_after=retry_after)
-        if status in (401, 403):
-            return BackendError("auth", f"{where}: HTTP {status}: check the API key")
-        if status >= 500:
-            return BackendError("server", f"{where}: HTTP {status} {body}", retry_after=retry_after)
-        return BackendError("bad_request", f"{where}: HTTP {status} {body}")
-    return BackendError("bad_response", f"{where}: {type(e).__name__}: {e}")
+    def __init__(self, base_url: str, key: str, timeout: float) -> None:
+        self.base_url = base_url
+        self._headers = {
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "clinsim",
+        }
+        self._timeout = timeout
+        self._session: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _http(self) -> Any:
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),  # calls in flight: the backend's limit
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                headers=self._headers,
+                trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as the SDK honours them
+            )
+            self._loop = loop
+        return self._session
+
+    async def send(self, method: str, path: str, body: bytes | None = None) -> bytes:
+        import aiohttp
+
+        try:
+            async with self._http().request(method, self.base_url + path, data=body) as resp:
+                data: bytes = await resp.read()
+                if resp.status >= 400:
+                    text = data.decode(errors="replace")
+                    raise HTTPStatusError(resp.status, text, resp.headers.get("Retry-After"))
+                return data
+        except TimeoutError:
+            raise _Unreachable("timeout", "request timed out") from None
+        except aiohttp.ClientError as e:
+            raise _Unreachable(
+                "connection", f"connection failed ({e or type(e).__name__})"
+            ) from None
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
+class _SdkTransport:
+    """The same requests through ``AsyncOpenAI`` (``CLINSIM_HTTP=sdk``)."""
+
+    def __init__(self, base_url: str, key: str, timeout: float) -> None:
+        from openai import AsyncOpenAI
+
+        self._client = AsyncOpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
+
+    async def send(self, method: str, path: str, body: bytes | None = None) -> bytes:
+        import openai
+
+        try:
+            if method == "GET":
+                text = await self._client.get(path, cast_to=str)
+            else:
+                text = await self._client.post(path, body=json.loads(body or b"{}"), cast_to=str)
+        except openai.APITimeoutError:
+            raise _Unreachable("timeout", "request timed out") from None
+        except openai.APIConnectionError as e:
+            cause = e.__cause__ or e
+            why = str(cause) or type(cause).__name__
+            raise _Unreachable("connection", f"connection failed ({why})") from None
+        except openai.APIStatusError as e:
+            body_text = e.response.text if e.response is not None else e.message
+            retry_after = e.response.headers.get("retry-after") if e.response is not None else None
+            raise HTTPStatusError(e.status_code, body_text, retry_after) from None
+        return text.encode()
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+class _Unreachable(Exception):
+    """No reply: a timeout or a failed connection."""
+
+    def __init__(self, kind: FaultKind, why: str) -> None:
+        super().__init__(why)
+        self.kind: FaultKind = kind
 
 
 class OpenAIBackend:
-    """Chat Completions over HTTP with AsyncOpenAI; one client per backend."""
+    """Chat Completions over HTTP; one aiohttp session (connection pool) per backend."""
 
     def __init__(
         self,
@@ -108,8 +203,6 @@ class OpenAIBackend:
         timeout: float = 60.0,
         concurrency: int = 16,
     ) -> None:
-        from openai import AsyncOpenAI
-
         if not model:
             raise BackendConfigError("openai: spec needs a model name, e.g. openai:gpt-4o-mini")
         self.model = model
@@ -122,25 +215,31 @@ class OpenAIBackend:
                 raise BackendConfigError(
                     "openai: no API key; set OPENAI_API_KEY or give a base_url of a local server"
                 )
-            key = "not-needed"  # local servers ignore it; the SDK requires one
+            key = "not-needed"  # local servers ignore it; some proxies want one
         self.spec = f"openai:{model}"
         self._key = key
-        self._client = AsyncOpenAI(
-            base_url=self.base_url, api_key=key, timeout=timeout, max_retries=0, **_transport()
-        )
+        transport = _SdkTransport if os.environ.get("CLINSIM_HTTP") == "sdk" else _AiohttpTransport
+        self._http = transport(self.base_url, key, timeout)
         self._limit = asyncio.Semaphore(concurrency)
+
+    async def _send(self, method: str, path: str, body: bytes | None = None) -> bytes:
+        """One request. An error status raises HTTPStatusError, with the key taken out of
+        the body (a server may echo it back); no reply raises _Unreachable."""
+        try:
+            return await self._http.send(method, path, body)
+        except HTTPStatusError as e:
+            if len(self._key) >= 4 and self._key in e.body:
+                e.body = e.body.replace(self._key, "***")
+            raise
 
     async def _create(
         self, messages: list[Message], rf: dict[str, Any] | None, **kw: Any
     ) -> dict[str, Any]:
-        """POST /chat/completions through the SDK's client (its errors, headers and timeout),
-        without its per-call conversion of the request into typed parameters and of the
-        reply into typed objects: that costs more CPU than the HTTP call itself."""
         args: dict[str, Any] = {"model": self.model, "messages": messages, **kw}
         if rf is not None:
             args["response_format"] = rf
-        text = await self._client.post("/chat/completions", body=args, cast_to=str)
-        reply = json.loads(text)
+        body = json.dumps(args).encode()
+        reply = json.loads(await self._send("POST", "/chat/completions", body))
         if not isinstance(reply, dict):
             raise TypeError("the reply is not a JSON object")
         return reply
@@ -177,6 +276,8 @@ class OpenAIBackend:
             )
         except BackendError as e:
             raise self._redacted(e) from None
+        except _Unreachable as e:
+            raise self._redacted(BackendError(e.kind, f"{self._where}: {e}")) from None
         except Exception as e:
             # A body that is not JSON, or JSON of the wrong shape: the server's fault, retried.
             raise self._redacted(
@@ -197,30 +298,26 @@ class OpenAIBackend:
     async def _request(
         self, messages: list[Message], response_format: JsonSchema | None, kw: dict[str, Any]
     ) -> tuple[dict[str, Any], StructuredMode | None]:
-        import openai
-
         if response_format is None:
             try:
                 return await self._create(messages, None, **kw), None
-            except openai.OpenAIError as e:
+            except HTTPStatusError as e:
                 raise _classify(e, self._where) from None
         known = _server_modes.get(self.base_url)
-        first_error: Exception | None = None
+        first_error: HTTPStatusError | None = None
         for mode in _MODES[_MODES.index(known) :] if known else _MODES:
             try:
                 resp = await self._create(messages, _response_format(mode, response_format), **kw)
-            except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
-                first_error = first_error or e
-                continue
-            except openai.InternalServerError as e:
-                # llama.cpp's server answers 500 to a response_format it does not know: degrade.
-                # Any other 500 is a server fault, retried like one, and settles nothing.
-                if "response_format" not in str(e.body or e.message):
+            except HTTPStatusError as e:
+                # A server that does not know a response_format refuses it: 400 or 422, or
+                # llama.cpp's 500 that names it. Any other status settles nothing.
+                refused = e.status in (400, 422) or (
+                    e.status == 500 and "response_format" in e.body
+                )
+                if not refused:
                     raise _classify(e, self._where) from None
                 first_error = first_error or e
                 continue
-            except openai.OpenAIError as e:
-                raise _classify(e, self._where) from None
             _server_modes[self.base_url] = mode
             return resp, mode
         assert first_error is not None
@@ -228,24 +325,22 @@ class OpenAIBackend:
 
     async def check(self) -> None:
         """Reach the server once (GET /models) so that a wrong URL fails before an episode."""
-        import openai
-
         try:
-            await self._client.models.list()
-        except (openai.APIConnectionError, openai.APITimeoutError) as e:
+            await self._send("GET", "/models")
+        except _Unreachable as e:
             raise BackendConfigError(
-                f"cannot reach {self.base_url} ({_classify(e, self.spec)}); check --base-url "
-                "or OPENAI_BASE_URL"
+                f"cannot reach {self.base_url} ({self.spec}: {e}); check --base-url or "
+                "OPENAI_BASE_URL"
             ) from None
-        except openai.AuthenticationError:
-            raise BackendConfigError(
-                f"{self.base_url} refused the API key (HTTP 401); check OPENAI_API_KEY"
-            ) from None
-        except openai.APIStatusError:
+        except HTTPStatusError as e:
+            if e.status == 401:
+                raise BackendConfigError(
+                    f"{self.base_url} refused the API key (HTTP 401); check OPENAI_API_KEY"
+                ) from None
             return None  # some servers lack /models; a real call will tell
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._http.aclose()
 
 
 def server_mode(base_url: str) -> StructuredMode | None:

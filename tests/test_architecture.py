@@ -11,8 +11,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_import_contracts_hold() -> None:
-    exe = shutil.which("lint-imports")
-    cmd = [exe] if exe else [sys.executable, "-m", "importlinter.cli"]
+    # The console script beside this interpreter (on PATH or not), else its entry point.
+    exe = Path(sys.executable).with_name("lint-imports")
+    if not exe.exists():
+        exe = Path(shutil.which("lint-imports") or "")
+    entry = "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())"
+    cmd = [str(exe)] if exe.name else [sys.executable, "-c", entry]
     proc = subprocess.run(
         [*cmd, "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300
     )

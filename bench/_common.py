@@ -276,7 +276,7 @@ async def bare_loop(
 
     limit = asyncio.Semaphore(concurrency)
     done = 0
-    lean = [_AiohttpTransport(base_url, "x", 600.0) for _ in range(2)]
+    lean = [_AiohttpTransport(base_url, "x", 600.0) for _ in range(2 if client == "lean" else 0)]
     sdks = [
         AsyncOpenAI(
             base_url=base_url,
@@ -292,8 +292,7 @@ async def bare_loop(
         args: dict[str, Any] = {"model": "fake", "messages": messages, "temperature": 0.7,
                 "max_tokens": max_tokens, "seed": seed}  # fmt: skip
         if client == "lean":
-            body = json.dumps(args).encode()
-            reply = json.loads(await lean[n % 2].send("POST", "/chat/completions", body))
+            reply = json.loads(await lean[n % 2].send("POST", "/chat/completions", args))
         elif client == "sdk-aiohttp":
             reply = json.loads(await sdks[n % 2].post("/chat/completions", body=args, cast_to=str))
         else:

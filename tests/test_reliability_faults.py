@@ -262,7 +262,7 @@ def test_each_fault_reads_the_same_through_either_transport(
     upstream = llama_server.removesuffix("/v1")
     messages = [{"role": "user", "content": "Say hello."}]
 
-    async def one(kind: str, url: str) -> Any:
+    async def one(url: str) -> Any:
         backend = OpenAIBackend("smollm2", base_url=url, timeout=1.0)
         try:
             return await backend.complete(messages, max_tokens=8, temperature=0.0)
@@ -274,10 +274,10 @@ def test_each_fault_reads_the_same_through_either_transport(
     with FaultProxy(upstream, rate=1.0, slow_s=3.0) as proxy:
         for kind, (want, retry_after) in EXPECTED.items():
             proxy.set(kinds=(kind,), _next_kind=0)
-            got = asyncio.run(one(kind, proxy.url))
+            got = asyncio.run(one(proxy.url))
             assert isinstance(got, BackendError), (kind, got)
             assert (got.kind, got.retry_after) == (want, retry_after), (kind, str(got))
             assert "smollm2" in str(got) and "\n" not in str(got), str(got)
         proxy.set(kinds=("length",), _next_kind=0)
-        got = asyncio.run(one("length", proxy.url))
+        got = asyncio.run(one(proxy.url))
         assert got.finish_reason == "length" and got.text, got

@@ -129,9 +129,10 @@ class _AiohttpTransport:
             self._loop = loop
         return self._session
 
-    async def send(self, method: str, path: str, body: bytes | None = None) -> bytes:
+    async def send(self, method: str, path: str, payload: Any = None) -> bytes:
         import aiohttp
 
+        body = None if payload is None else json.dumps(payload).encode()
         try:
             async with self._http().request(method, self.base_url + path, data=body) as resp:
                 data: bytes = await resp.read()
@@ -159,14 +160,14 @@ class _SdkTransport:
 
         self._client = AsyncOpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
 
-    async def send(self, method: str, path: str, body: bytes | None = None) -> bytes:
+    async def send(self, method: str, path: str, payload: Any = None) -> bytes:
         import openai
 
         try:
             if method == "GET":
                 text = await self._client.get(path, cast_to=str)
             else:
-                text = await self._client.post(path, body=json.loads(body or b"{}"), cast_to=str)
+                text = await self._client.post(path, body=payload, cast_to=str)
         except openai.APITimeoutError:
             raise _Unreachable("timeout", "request timed out") from None
         except openai.APIConnectionError as e:
@@ -222,11 +223,11 @@ class OpenAIBackend:
         self._http = transport(self.base_url, key, timeout)
         self._limit = asyncio.Semaphore(concurrency)
 
-    async def _send(self, method: str, path: str, body: bytes | None = None) -> bytes:
+    async def _send(self, method: str, path: str, payload: Any = None) -> bytes:
         """One request. An error status raises HTTPStatusError, with the key taken out of
         the body (a server may echo it back); no reply raises _Unreachable."""
         try:
-            return await self._http.send(method, path, body)
+            return await self._http.send(method, path, payload)
         except HTTPStatusError as e:
             if len(self._key) >= 4 and self._key in e.body:
                 e.body = e.body.replace(self._key, "***")
@@ -238,8 +239,7 @@ class OpenAIBackend:
         args: dict[str, Any] = {"model": self.model, "messages": messages, **kw}
         if rf is not None:
             args["response_format"] = rf
-        body = json.dumps(args).encode()
-        reply = json.loads(await self._send("POST", "/chat/completions", body))
+        reply = json.loads(await self._send("POST", "/chat/completions", args))
         if not isinstance(reply, dict):
             raise TypeError("the reply is not a JSON object")
         return reply

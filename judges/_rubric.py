@@ -18,6 +18,7 @@ from simulator.llm import (
     ChatBackend,
     Completion,
     JsonSchema,
+    LoopLimit,
     Message,
     ModelConfig,
     RetryPolicy,
@@ -141,7 +142,7 @@ class RubricJudge:
         self.attempts = attempts
         self.seed = seed
         self.retry = retry or RetryPolicy()
-        self._limit = asyncio.Semaphore(concurrency)
+        self._limit = LoopLimit(concurrency)
 
     @property
     def label(self) -> str:

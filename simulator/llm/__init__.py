@@ -7,6 +7,7 @@ from simulator.llm._base import (
     Completion,
     HumanBackend,
     JsonSchema,
+    LoopLimit,
     Message,
 )
 from simulator.llm._retry import NO_RETRY, RetryPolicy, with_retries
@@ -27,6 +28,7 @@ __all__ = [
     "Completion",
     "HumanBackend",
     "JsonSchema",
+    "LoopLimit",
     "Message",
     "ModelConfig",
     "RetryPolicy",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
@@ -118,3 +119,29 @@ class HumanBackend:
 
     async def aclose(self) -> None:
         return None
+
+
+class LoopLimit:
+    """At most ``n`` holders at once, like ``asyncio.Semaphore``, but usable from any event
+    loop: a semaphore binds itself to the first loop it makes wait, and then fails in another
+    one (code that calls a backend or judge through ``asyncio.run`` more than once). Each loop
+    gets a semaphore of its own; those of closed loops are dropped."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._by_loop: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+    def _here(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        sem = self._by_loop.get(loop)
+        if sem is None:
+            for old in [lp for lp in self._by_loop if lp.is_closed()]:
+                del self._by_loop[old]
+            sem = self._by_loop[loop] = asyncio.Semaphore(self.n)
+        return sem
+
+    async def __aenter__(self) -> None:
+        await self._here().acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._here().release()

@@ -16,9 +16,11 @@ remembered per base URL for the life of the process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +30,7 @@ from simulator.llm._base import (
     Completion,
     FaultKind,
     JsonSchema,
+    LoopLimit,
     Message,
     StructuredMode,
 )
@@ -100,41 +103,94 @@ def _classify(e: HTTPStatusError, where: str) -> BackendError:
     return BackendError("bad_request", f"{where}: HTTP {status} {text}")
 
 
+class _PerLoop:
+    """One HTTP client per event loop that uses it: an aiohttp session, and the SDK's httpx
+    client, belong to the loop they were made in.
+
+    Code that drives one backend from several loops in turn (``asyncio.run`` per call) gets a
+    client for each, closed with its connections when that loop shuts down its async
+    generators (``asyncio.run`` does), or else dropped once the loop has closed, when the next
+    client is made; ``aclose`` closes them all."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._closers: dict[asyncio.AbstractEventLoop, Any] = {}
+
+    async def get(self) -> Any:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            await self._drop_dead()
+            client = self._clients[loop] = self._make()
+            # A started async generator is finalised by the loop's shutdown_asyncgens(), in the
+            # loop, before it closes: the one hook asyncio gives for "this loop is ending".
+            closer = self._closers[loop] = _close_at_shutdown(client)
+            await anext(closer)
+        return client
+
+    async def _drop_dead(self) -> None:
+        for loop in [lp for lp in self._clients if lp.is_closed()]:
+            self._closers.pop(loop)
+            await _close_quietly(self._clients.pop(loop))
+
+    async def aclose(self) -> None:
+        await self._drop_dead()
+        here = asyncio.get_running_loop()
+        for loop, client in self._clients.items():
+            if loop is here:
+                await client.close()
+            else:  # a loop still running in another thread
+                asyncio.run_coroutine_threadsafe(client.close(), loop)
+        self._clients.clear()
+        self._closers.clear()
+
+
+async def _close_at_shutdown(client: Any) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await client.close()
+
+
+async def _close_quietly(client: Any) -> None:
+    """Close a client whose loop has closed: aiohttp then only marks it closed; httpx may try
+    to reach the dead loop, and its sockets are freed with it anyway."""
+    with contextlib.suppress(RuntimeError):
+        await client.close()
+
+
 class _AiohttpTransport:
-    """Requests with one aiohttp session (connection pool), made in the loop that uses it."""
+    """Requests with aiohttp, one session (connection pool) per event loop."""
 
     def __init__(self, base_url: str, key: str, timeout: float) -> None:
         self.base_url = base_url
-        self._headers = {
+        headers = {
             "Authorization": f"Bearer {key}",
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": "clinsim",
         }
-        self._timeout = timeout
-        self._session: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _http(self) -> Any:
-        import aiohttp
+        def session() -> Any:
+            import aiohttp
 
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            self._session = aiohttp.ClientSession(
+            return aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0),  # calls in flight: the backend's limit
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                headers=headers,
                 trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as the SDK honours them
             )
-            self._loop = loop
-        return self._session
+
+        self._sessions = _PerLoop(session)
 
     async def send(self, method: str, path: str, payload: Any = None) -> bytes:
         import aiohttp
 
+        session = await self._sessions.get()
         body = None if payload is None else json.dumps(payload).encode()
         try:
-            async with self._http().request(method, self.base_url + path, data=body) as resp:
+            async with session.request(method, self.base_url + path, data=body) as resp:
                 data: bytes = await resp.read()
                 if resp.status >= 400:
                     text = data.decode(errors="replace")
@@ -148,26 +204,28 @@ class _AiohttpTransport:
             ) from None
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        await self._sessions.aclose()
 
 
 class _SdkTransport:
-    """The same requests through ``AsyncOpenAI`` (``CLINSIM_HTTP=sdk``)."""
+    """The same requests through ``AsyncOpenAI`` (``CLINSIM_HTTP=sdk``), one per event loop."""
 
     def __init__(self, base_url: str, key: str, timeout: float) -> None:
         from openai import AsyncOpenAI
 
-        self._client = AsyncOpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
+        self._clients = _PerLoop(
+            lambda: AsyncOpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
+        )
 
     async def send(self, method: str, path: str, payload: Any = None) -> bytes:
         import openai
 
+        client = await self._clients.get()
         try:
             if method == "GET":
-                text = await self._client.get(path, cast_to=str)
+                text = await client.get(path, cast_to=str)
             else:
-                text = await self._client.post(path, body=payload, cast_to=str)
+                text = await client.post(path, body=payload, cast_to=str)
         except openai.APITimeoutError:
             raise _Unreachable("timeout", "request timed out") from None
         except openai.APIConnectionError as e:
@@ -181,7 +239,7 @@ class _SdkTransport:
         return text.encode()
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._clients.aclose()
 
 
 class _Unreachable(Exception):
@@ -193,7 +251,7 @@ class _Unreachable(Exception):
 
 
 class OpenAIBackend:
-    """Chat Completions over HTTP; one aiohttp session (connection pool) per backend."""
+    """Chat Completions over HTTP; one connection pool per backend (and event loop)."""
 
     def __init__(
         self,
@@ -221,7 +279,7 @@ class OpenAIBackend:
         self._key = key
         transport = _SdkTransport if os.environ.get("CLINSIM_HTTP") == "sdk" else _AiohttpTransport
         self._http = transport(self.base_url, key, timeout)
-        self._limit = asyncio.Semaphore(concurrency)
+        self._limit = LoopLimit(concurrency)
 
     async def _send(self, method: str, path: str, payload: Any = None) -> bytes:
         """One request. An error status raises HTTPStatusError, with the key taken out of
@@ -278,7 +336,7 @@ class OpenAIBackend:
             raise self._redacted(e) from None
         except _Unreachable as e:
             raise self._redacted(BackendError(e.kind, f"{self._where}: {e}")) from None
-        except Exception as e:
+        except (ValueError, LookupError, TypeError, AttributeError) as e:
             # A body that is not JSON, or JSON of the wrong shape: the server's fault, retried.
             raise self._redacted(
                 BackendError("malformed", f"{self._where}: unreadable reply ({type(e).__name__})")

@@ -3,6 +3,7 @@ reply kept, and a grader that cannot be reached never turns into a silent False;
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -179,3 +180,15 @@ async def test_ensemble_majority_ties_and_disagreement(script) -> None:
     assert out.judge.model.spec == "ensemble" and len(out.judge.members) == 3
     assert out.judge.usage.calls == 1 + 3 + 1
     assert out.unscored == 1
+
+
+def test_one_judge_serves_several_event_loops_in_turn(script) -> None:
+    # Code that grades through asyncio.run more than once: the judge's concurrency limit must
+    # not stay bound to the first loop (an asyncio.Semaphore does, once it has made one wait).
+    n = len(SC.rubric)
+    reply = {"text": grader_reply(True, [2]), "delay_s": 0.01}  # calls overlap: one waits
+    cfg = ModelConfig(spec=script("g", [reply] * (2 * n)), temperature=0)
+    judge = RubricJudge(make_backend(cfg), cfg, concurrency=1)
+    for _ in range(2):
+        out = asyncio.run(judge.judge(SC, transcript()))
+        assert [v.status for v in out.verdicts] == ["met"] * n

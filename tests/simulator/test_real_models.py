@@ -98,6 +98,38 @@ async def test_openai_backend_over_http_against_llama_cpp_server(llama_server: s
     await backend.aclose()
 
 
+@pytest.mark.parametrize("transport", ["aiohttp", "sdk"])
+def test_openai_backend_serves_several_event_loops_in_turn(
+    llama_server: str, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One backend driven through asyncio.run several times, two calls at once under a limit of
+    # one: every call answers, and nothing (session, connector, socket) is left unclosed.
+    import asyncio
+    import gc
+    import warnings
+
+    if transport == "sdk":
+        monkeypatch.setenv("CLINSIM_HTTP", "sdk")
+    else:
+        monkeypatch.delenv("CLINSIM_HTTP", raising=False)
+    cfg = ModelConfig(spec="openai:smollm2", base_url=llama_server, timeout=120, concurrency=1)
+    held = [make_backend(cfg)]
+
+    async def two() -> list[str]:
+        calls = [held[0].complete(ASK, temperature=0.0, max_tokens=4, seed=1) for _ in range(2)]
+        return [c.text for c in await asyncio.gather(*calls)]
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        texts = [asyncio.run(two()) for _ in range(3)]
+        asyncio.run(held[0].aclose())
+        held.clear()
+        gc.collect()
+    assert all(t and t == texts[0][0] for run in texts for t in run), texts
+    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not unclosed, unclosed
+
+
 async def test_openai_backend_check_fails_fast_when_unreachable() -> None:
     from tests.conftest import free_port
 

@@ -28,7 +28,7 @@ def test_calls_in_flight_follow_the_batch_unless_the_config_caps_them() -> None:
     capped = CFG.model_copy(update={"concurrency": 4})
     assert calls_limit(capped, 256) == 4
     backend: Any = make_backend(CFG, calls=256)
-    assert backend._limit._value == 256
+    assert backend._limit.n == 256
     assert "concurrency" not in CFG.public()  # operational: not part of a run's identity
 
 

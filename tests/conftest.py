@@ -52,6 +52,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture(params=["aiohttp", "sdk"])
+def http_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test that takes it runs twice: through the openai: backend's own aiohttp transport,
+    and through the OpenAI SDK (CLINSIM_HTTP=sdk)."""
+    if request.param == "sdk":
+        monkeypatch.setenv("CLINSIM_HTTP", "sdk")
+    else:
+        monkeypatch.delenv("CLINSIM_HTTP", raising=False)
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """llama.cpp's own OpenAI-compatible server (llama-cpp-python[server]) serving SmolLM2."""

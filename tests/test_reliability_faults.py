@@ -246,19 +246,14 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "sdk"])
 def test_each_fault_reads_the_same_through_either_transport(
-    llama_server: str, transport: str, monkeypatch: pytest.MonkeyPatch
+    llama_server: str, http_transport: str
 ) -> None:
     import asyncio
 
     from simulator.llm import BackendError
     from simulator.llm._openai import OpenAIBackend
 
-    if transport == "sdk":
-        monkeypatch.setenv("CLINSIM_HTTP", "sdk")
-    else:
-        monkeypatch.delenv("CLINSIM_HTTP", raising=False)
     upstream = llama_server.removesuffix("/v1")
     messages = [{"role": "user", "content": "Say hello."}]
 

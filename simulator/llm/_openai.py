@@ -114,36 +114,36 @@ class _PerLoop:
 
     def __init__(self, make: Callable[[], Any]) -> None:
         self._make = make
-        self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
-        self._closers: dict[asyncio.AbstractEventLoop, Any] = {}
+        # loop -> (client, its closer): the loop holds async generators only weakly
+        self._clients: dict[asyncio.AbstractEventLoop, tuple[Any, Any]] = {}
 
     async def get(self) -> Any:
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            await self._drop_dead()
-            client = self._clients[loop] = self._make()
-            # A started async generator is finalised by the loop's shutdown_asyncgens(), in the
-            # loop, before it closes: the one hook asyncio gives for "this loop is ending".
-            closer = self._closers[loop] = _close_at_shutdown(client)
-            await anext(closer)
+        held = self._clients.get(loop)
+        if held is not None:
+            return held[0]
+        await self._drop_dead()
+        client = self._make()
+        # A started async generator is finalised by the loop's shutdown_asyncgens(), in the
+        # loop, before it closes: the one hook asyncio gives for "this loop is ending".
+        closer = _close_at_shutdown(client)
+        await anext(closer)
+        self._clients[loop] = (client, closer)
         return client
 
     async def _drop_dead(self) -> None:
         for loop in [lp for lp in self._clients if lp.is_closed()]:
-            self._closers.pop(loop)
-            await _close_quietly(self._clients.pop(loop))
+            await _close_quietly(self._clients.pop(loop)[0])
 
     async def aclose(self) -> None:
         await self._drop_dead()
         here = asyncio.get_running_loop()
-        for loop, client in self._clients.items():
+        for loop, (client, _) in self._clients.items():
             if loop is here:
                 await client.close()
             else:  # a loop still running in another thread
                 asyncio.run_coroutine_threadsafe(client.close(), loop)
         self._clients.clear()
-        self._closers.clear()
 
 
 async def _close_at_shutdown(client: Any) -> AsyncIterator[None]:

@@ -98,9 +98,8 @@ async def test_openai_backend_over_http_against_llama_cpp_server(llama_server: s
     await backend.aclose()
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "sdk"])
 def test_openai_backend_serves_several_event_loops_in_turn(
-    llama_server: str, transport: str, monkeypatch: pytest.MonkeyPatch
+    llama_server: str, http_transport: str
 ) -> None:
     # One backend driven through asyncio.run several times, two calls at once under a limit of
     # one: every call answers, and nothing (session, connector, socket) is left unclosed.
@@ -108,10 +107,6 @@ def test_openai_backend_serves_several_event_loops_in_turn(
     import gc
     import warnings
 
-    if transport == "sdk":
-        monkeypatch.setenv("CLINSIM_HTTP", "sdk")
-    else:
-        monkeypatch.delenv("CLINSIM_HTTP", raising=False)
     cfg = ModelConfig(spec="openai:smollm2", base_url=llama_server, timeout=120, concurrency=1)
     held = [make_backend(cfg)]
 

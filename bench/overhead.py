@@ -92,6 +92,8 @@ async def compare(server: FakeServer, concurrency: int, n: int, runs: int) -> di
             k: {
                 "eps_per_s": [r.eps_per_s for r in rs],
                 "cpu_ms_per_call": [r.cpu_s / r.calls * 1000 for r in rs],
+                "calls": [r.calls for r in rs],
+                "episodes_done": [r.done for r in rs],
             }
             for k, rs in runs_of.items()
         },

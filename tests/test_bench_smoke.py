@@ -59,7 +59,13 @@ def test_overhead_smoke(tmp_path: Path) -> None:
     (row,) = smoke("overhead", tmp_path)["levels"]
     for loop in ("clinsim", "bare", "sdk_aiohttp", "lean"):
         assert row[f"{loop}_eps_per_s"] > 0 and row[f"{loop}_cpu_ms_per_call"] > 0
-    assert 0 < row["harness_alone_cpu_ms_per_turn"] < row["clinsim_cpu_ms_per_call"]
+    assert row["harness_alone_cpu_ms_per_turn"] > 0
+    # Every loop did the same work: the same calls, every episode finished. (Which loop costs
+    # less CPU is the benchmark's finding, not a smoke check: one short run cannot settle it.)
+    runs = row["runs"]
+    for loop, r in runs.items():
+        assert r["calls"] == runs["clinsim"]["calls"] and min(r["calls"]) > 0, loop
+        assert r["episodes_done"] == [row["episodes"]] * len(r["calls"]), loop
 
 
 def test_memory_smoke(tmp_path: Path) -> None:

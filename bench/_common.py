@@ -199,13 +199,15 @@ async def clinsim_batch(
     """Run ``episodes`` through clinsim's batch runner into a fresh run store (the path
     ``clinsim batch`` takes after its checks), timing only the run itself. ``base_url`` None:
     against ``InstantBackend`` rather than a server."""
-    from simulator.batch import BatchSettings, Roles, run_batch
+    from simulator.batch import BatchSettings, run_batch
+    from simulator.config import EpisodeLimits
     from simulator.llm import make_backend
     from simulator.schemas import EpisodeResult
+    from simulator.session import Roles, Seat
     from simulator.store import RunStore
 
     cfg = model_config(base_url or "http://127.0.0.1:9/v1")
-    settings = BatchSettings(concurrency=concurrency, max_turns=max_turns)
+    settings = BatchSettings(concurrency=concurrency, limits=EpisodeLimits(max_turns=max_turns))
     if start_rate != -1.0:  # -1: clinsim's default
         settings.start_rate = start_rate
     clinician: Any
@@ -215,7 +217,7 @@ async def clinsim_batch(
     else:
         clinician = make_backend(cfg, calls=concurrency)
         patient = make_backend(cfg, calls=concurrency)
-    roles = Roles(clinicians=[(clinician, cfg)], patient=(patient, cfg), judge=judge)
+    roles = Roles(clinicians=[Seat(cfg, clinician)], patient=Seat(cfg, patient), judge=judge)
     with tempfile.TemporaryDirectory() as tmp, RunStore(Path(tmp) / "runs.db") as store:
         store.open_run("bench", {"bench": True}, "bench", len(episodes), replace=False)
         c0, t0 = cpu_s(), time.perf_counter()

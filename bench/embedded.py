@@ -73,10 +73,11 @@ async def record(path: Path, max_turns: int) -> dict[str, Any]:
     from judges import RubricJudge
     from personas import PersonaLibrary
     from scenarios import ScenarioLibrary
-    from simulator.cli import DEMO_PERSONA, DEMO_SCENARIO
+    from simulator.commands.run import DEMO_PERSONA, DEMO_SCENARIO
+    from simulator.config import EpisodeLimits
     from simulator.episode import EpisodeRunner
-    from simulator.graph import EpisodeContext
     from simulator.llm import ModelConfig, make_backend
+    from simulator.session import episode_context
 
     calls: list[dict[str, Any]] = []
     inner = make_backend(ModelConfig(spec="local:smollm2"))
@@ -107,17 +108,14 @@ async def record(path: Path, max_turns: int) -> dict[str, Any]:
     backend: Any = Recorder()
     await backend.check()
     cfg = ModelConfig(spec="local:smollm2")
-    ctx = EpisodeContext(
-        scenario=ScenarioLibrary.load().get(DEMO_SCENARIO),
-        persona=PersonaLibrary.load().get(DEMO_PERSONA),
-        clinician=backend,
-        patient=backend,
-        clinician_cfg=cfg,
-        patient_cfg=cfg,
+    ctx = episode_context(
+        ScenarioLibrary.load().get(DEMO_SCENARIO),
+        PersonaLibrary.load().get(DEMO_PERSONA),
+        clinician=(backend, cfg),
+        patient=(backend, cfg),
         judge=RubricJudge(backend, cfg, seed=0),
         seed=0,
-        max_turns=max_turns,
-        min_turns=2,
+        limits=EpisodeLimits(max_turns=max_turns, min_turns=2),
     )
     t0 = time.perf_counter()
     await EpisodeRunner().start(ctx)
@@ -238,7 +236,7 @@ def demo(max_turns: int, tree: Path) -> tuple[float, float]:
 def concurrent(k: int, max_turns: int, slots: int | None, tree: Path) -> dict[str, Any]:
     """``clinsim batch`` with K episodes in flight on the embedded model: wall time, peak
     memory, and a hash of the transcripts."""
-    from simulator.cli import DEMO_PERSONA, DEMO_SCENARIO
+    from simulator.commands.run import DEMO_PERSONA, DEMO_SCENARIO
 
     with tempfile.TemporaryDirectory() as home:
         env = {"CLINSIM_HOME": home}

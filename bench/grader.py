@@ -42,7 +42,7 @@ FIELDS = ("calls", "prompt_tokens", "completion_tokens")
 async def judge_all(server: FakeServer, mode: str, jobs: list[tuple[Any, Any]]) -> dict[str, Any]:
     """Judge every (scenario, transcript) in ``mode``: usage per episode, and the server's
     counters over the same span."""
-    from simulator.cli_judging import judge_from_configs
+    from simulator.commands.wiring import judge_from_configs
 
     judge, backends = judge_from_configs([model_config(server.base_url)], mode=mode, seed=1)
     before = server.stats()

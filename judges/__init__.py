@@ -1,17 +1,17 @@
 """Judges: rubric grading, ensembles, the scoring maths and calibration against human labels."""
 
 from judges._agreement import Agreement, agreement
-from judges._calibration import (
-    CalibrationReport,
+from judges._calibration import CalibrationReport, calibrate
+from judges._ensemble import EnsembleJudge, combine, vote_agreement
+from judges._labels import (
     HumanLabel,
     LabelSet,
-    calibrate,
     labels_from_records,
+    labels_from_reviews,
     load_labels,
 )
-from judges._ensemble import EnsembleJudge, combine, vote_agreement
 from judges._rubric import JUDGE_MODES, GraderReply, JudgeMode, RubricJudge
-from judges._scoring import (
+from simulator.scoring import (
     Estimate,
     Paired,
     aggregate,
@@ -49,6 +49,7 @@ __all__ = [
     "episode_score",
     "group_aggregate",
     "labels_from_records",
+    "labels_from_reviews",
     "load_labels",
     "paired_difference",
     "pass_hat_k",

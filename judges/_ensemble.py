@@ -37,6 +37,7 @@ def combine(criterion: Criterion, votes: dict[str, Verdict]) -> Verdict:
             points=criterion.points,
             explanation=why,
             votes=statuses,
+            unscored_reason="tie",
         )
     majority = met if len(met) > len(not_met) else not_met
     first = majority[0]

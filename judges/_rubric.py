@@ -10,8 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from judges._prompts import render
-from judges._scoring import critical_pass, episode_score, unscored_count
+from judges._prompts import language_name, render
 from scenarios import Criterion, Scenario
 from simulator.llm import (
     BackendError,
@@ -34,10 +33,11 @@ from simulator.schemas import (
     RoleUsage,
     Transcript,
     Turn,
+    UnscoredReason,
     Verdict,
 )
+from simulator.scoring import critical_pass, episode_score, unscored_count
 
-LANGUAGE_NAMES = {"en": "English", "zh": "Chinese"}
 JudgeMode = Literal["per-criterion", "batched"]
 JUDGE_MODES: tuple[JudgeMode, ...] = ("per-criterion", "batched")
 CUT_OFF_NOTE = " [grader reply cut off at the token limit]"
@@ -163,7 +163,7 @@ class RubricJudge:
             turns=turns,
             criterion=criterion,
             language=language,
-            language_name=LANGUAGE_NAMES.get(language, language),
+            language_name=language_name(language),
             context=context,
         )
 
@@ -180,7 +180,7 @@ class RubricJudge:
             turns=turns,
             criteria=list(keyed),
             language=language,
-            language_name=LANGUAGE_NAMES.get(language, language),
+            language_name=language_name(language),
             context=context,
         )
 
@@ -250,13 +250,14 @@ class RubricJudge:
                     response_schema=JsonSchema(name="GraderReply", schema=reply_schema(turns)),
                 )
             except BackendError as e:
-                return _unscored(criterion, f"grader call failed: {e}")
+                return _unscored(criterion, f"grader call failed: {e}", reason="call_failed")
         _account(usage, res.completions)
         if res.value is None:
             return _unscored(
                 criterion,
                 f"grader reply unusable after {len(res.raw)} attempts: {res.error}",
                 res.raw,
+                reason="unparseable",
             )
         cut_off = res.completions[-1].finish_reason == "length"
         return self._verdict(criterion, res.value, turns, cut_off)
@@ -276,6 +277,7 @@ class RubricJudge:
         raws: list[str] = []
         pending = list(keys)
         error = "no reply"
+        reason: UnscoredReason = "missing"
         for attempt in range(self.attempts):
             keyed = [(k, keys[k]) for k in pending]
             messages: list[Message] = [
@@ -288,7 +290,7 @@ class RubricJudge:
             ]
             completion = await self._call_batched(messages, pending, attempt, turns)
             if isinstance(completion, BackendError):
-                error = f"grader call failed: {completion}"
+                error, reason = f"grader call failed: {completion}", "call_failed"
                 break
             _account(usage, [completion])
             raws.append(completion.text)
@@ -311,7 +313,7 @@ class RubricJudge:
                 f"repl{'y' if attempt == 0 else 'ies'}"
             )
         for k in pending:
-            verdicts[k] = _unscored(keys[k], error, raws)
+            verdicts[k] = _unscored(keys[k], error, raws, reason=reason)
         return [verdicts[k] for k in keys]
 
     async def _call_batched(
@@ -368,13 +370,16 @@ def judge_output(
     )
 
 
-def _unscored(criterion: Criterion, why: str, raw: Sequence[str] = ()) -> Verdict:
+def _unscored(
+    criterion: Criterion, why: str, raw: Sequence[str] = (), *, reason: UnscoredReason
+) -> Verdict:
     return Verdict(
         criterion_id=criterion.id,
         status="unscored",
         points=criterion.points,
         explanation=why,
         raw="\n---\n".join(raw) if raw else None,
+        unscored_reason=reason,
     )
 
 

@@ -15,6 +15,7 @@ from scenarios._schema import (
     Provenance,
     Scenario,
     TaskFamily,
+    slug,
 )
 from scenarios.yamlio import DataFileError
 
@@ -36,5 +37,6 @@ __all__ = [
     "TaskFamily",
     "builtin_dir",
     "load_scenario",
+    "slug",
     "validate_paths",
 ]

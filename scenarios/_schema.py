@@ -6,6 +6,7 @@ A scenario is one patient-facing task. Its rubric criteria are HealthBench-compa
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -21,6 +22,15 @@ Identifier = Annotated[
         description="Lower-case id: letters, digits, '_', '.', '-'.",
     ),
 ]
+
+
+def slug(text: str, max_len: int = 60) -> str:
+    """A lower-case id fragment: letters, digits, '_', '.', '-'; never empty."""
+    s = re.sub(r"[^a-z0-9_.-]+", "-", text.lower())
+    s = re.sub(r"-{2,}", "-", s).strip("-._")[:max_len].strip("-._")
+    return s or "x"
+
+
 LanguageCode = Annotated[
     str,
     Field(

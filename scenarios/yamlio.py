@@ -1,13 +1,16 @@
-"""Reading YAML data files into pydantic models with errors people can act on.
+"""Reading YAML and JSONL data files with errors people can act on.
 
 Shared by the scenario and persona loaders (and, through ``read_text`` and ``parse_yaml``, by
-the run-config, price-table and result loaders). Errors carry the file, the line (from the YAML
-node marks), the field path, the bad value and the message, and print as one line.
+the run-config, price-table and result loaders; through ``read_jsonl``, by the importers and the
+label readers). Errors carry the file, the line (from the YAML node marks or the JSONL line),
+the field path, the bad value and the message, and print as one line.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +20,9 @@ from pydantic import BaseModel, ValidationError
 M = TypeVar("M", bound=BaseModel)
 
 MAX_FILE_BYTES = 2_000_000
+# Largest JSONL file read (bytes), checked before reading: far above the public data sets
+# (HealthBench's full set is tens of MB), far below what would exhaust memory.
+MAX_JSONL_BYTES = 200_000_000
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -46,9 +52,12 @@ class DataFileError(ValueError):
         super().__init__(f"{where}: {what}{message}{got}")
 
 
-def read_text(path: Path, *, limit: int = MAX_FILE_BYTES, hint: str = "split it") -> str:
+def read_text(
+    path: Path, *, limit: int = MAX_FILE_BYTES, hint: str = "split it", encoding: str = "utf-8"
+) -> str:
     """A file's text; DataFileError when it cannot be read, is over ``limit`` bytes (checked
-    before reading) or is not UTF-8. ``hint`` says what to do about a file that is too big."""
+    before reading) or is not UTF-8. ``hint`` says what to do about a file that is too big;
+    ``encoding`` "utf-8-sig" drops a leading byte-order mark."""
     try:
         size = path.stat().st_size
         if size > limit:
@@ -63,7 +72,7 @@ def read_text(path: Path, *, limit: int = MAX_FILE_BYTES, hint: str = "split it"
             path, f"file is {len(raw)} bytes, more than the {limit} allowed; {hint}"
         )
     try:
-        return raw.decode("utf-8")
+        return raw.decode(encoding)
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise DataFileError(
@@ -71,6 +80,85 @@ def read_text(path: Path, *, limit: int = MAX_FILE_BYTES, hint: str = "split it"
             f"not UTF-8 text (bad byte at offset {e.start}); save the file as UTF-8",
             line=line,
         ) from None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One JSON object from a JSONL file, with its file and line for error messages."""
+
+    path: Path
+    line: int
+    data: dict[str, Any]
+
+    def error(
+        self, message: str, *, field_name: str | None = None, value: Any = None
+    ) -> DataFileError:
+        return DataFileError(self.path, message, line=self.line, field=field_name, value=value)
+
+    def get(self, key: str, kind: type | tuple[type, ...], *, required: bool = True) -> Any:
+        """The value at ``key``; a DataFileError naming the line if missing or of a wrong type."""
+        if key not in self.data or self.data[key] is None:
+            if required:
+                raise self.error(f"missing '{key}'", field_name=key)
+            return None
+        value = self.data[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+            names = " or ".join(_type_name(t) for t in _as_tuple(kind))
+            raise self.error(
+                f"expected {names}, got {_type_name(type(value))}", field_name=key, value=value
+            )
+        return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _type_name(t: type) -> str:
+    return {dict: "an object", list: "a list", str: "a string", int: "an integer"}.get(
+        t, t.__name__
+    )
+
+
+def read_jsonl(path: Path) -> list[Row]:
+    """Read a JSONL file: one JSON object a line; blank lines are ignored.
+
+    Raises DataFileError (one line, with the line number) for an unreadable, empty or too
+    large file, bytes that are not UTF-8, a line that is not valid JSON (or nests too deeply,
+    or holds an integer too long to read), or a line that is not an object.
+    """
+    path = Path(path)
+    text = read_text(path, limit=MAX_JSONL_BYTES, encoding="utf-8-sig")
+    rows: list[Row] = []
+    # Split on '\n' only: str.splitlines() would also split at U+2028 inside JSON strings.
+    for n, line_text in enumerate(text.split("\n"), start=1):
+        if not line_text.strip():
+            continue
+        try:
+            data = json.loads(line_text)
+        except json.JSONDecodeError as e:
+            raise DataFileError(
+                path,
+                f"invalid JSON: {e.msg} at column {e.colno}; expected one object a line",
+                line=n,
+            ) from None
+        except (ValueError, RecursionError) as e:  # an integer of >4300 digits; deep nesting
+            why = (
+                "nested too deeply"
+                if isinstance(e, RecursionError)
+                else "a number too long to read"
+            )
+            raise DataFileError(
+                path, f"invalid JSON: {why}; expected one object a line", line=n
+            ) from None
+        if not isinstance(data, dict):
+            raise DataFileError(
+                path, f"expected a JSON object, got {_type_name(type(data))}", line=n
+            )
+        rows.append(Row(path, n, data))
+    if not rows:
+        raise DataFileError(path, "file is empty; expected one JSON object a line", line=1)
+    return rows
 
 
 # libyaml's parser where PyYAML was built with it: about seven times faster at loading the

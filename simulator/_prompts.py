@@ -1,34 +1,32 @@
-"""Render the prompt templates that live in simulator/prompts (jinja2, never strings in code)."""
+"""Render the prompt templates that live in a package's prompts/ folder (jinja2, never strings
+in code): simulator/prompts for the patient and clinician, judges/prompts for the grader."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import jinja2
 
-LANGUAGE_NAMES = {
-    "en": "English",
-    "zh": "Simplified Chinese (简体中文)",
-    "es": "Spanish",
-    "fr": "French",
-    "de": "German",
-}
+from scenarios.languages import language_name as _language_name
 
 
-@lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
+@cache
+def _env(package: str) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("simulator", "prompts"),
+        loader=jinja2.PackageLoader(package, "prompts"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
         autoescape=False,
     )
 
 
-def render(template: str, **values: Any) -> str:
-    return _env().get_template(template).render(**values).strip() + "\n"
+def render(package: str, template: str, **values: Any) -> str:
+    """``<package>/prompts/<template>`` rendered, stripped, with one final newline."""
+    return _env(package).get_template(template).render(**values).strip() + "\n"
 
 
 def language_name(code: str) -> str:
-    return LANGUAGE_NAMES.get(code.split("-")[0], code)
+    """The language a simulated speaker is told to use, with its script where the name leaves
+    it open ('zh' -> 'Simplified Chinese (简体中文)')."""
+    return _language_name(code, with_script=True)

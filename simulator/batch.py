@@ -20,20 +20,14 @@ from typing import Any
 
 from personas import Persona
 from scenarios import Scenario
+from simulator.config import EpisodeLimits
 from simulator.episode import EpisodeRunner
-from simulator.graph import EpisodeContext
-from simulator.judging import Judge
-from simulator.llm import ChatBackend, ModelConfig, RetryPolicy
+from simulator.llm import ModelConfig, is_infrastructure
 from simulator.record import scenario_hash
-from simulator.schemas import EpisodeResult, Termination
-from simulator.store import EpisodeRow, FailureRole, RunStore
+from simulator.schemas import EpisodeResult, Failure, RunManifest, Termination
+from simulator.session import Roles
+from simulator.store import EpisodeRow, RubricItem, RunStore
 from simulator.version import __version__
-
-# Faults of the machinery rather than of a model's behaviour: retried on resume, never scored.
-INFRASTRUCTURE_KINDS = frozenset(
-    {"config", "connection", "timeout", "rate_limit", "quota", "server", "auth", "bad_request",
-     "malformed", "exhausted", "internal"}
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -115,9 +109,11 @@ def manifest(
     patient: ModelConfig,
     judge: ModelConfig | Sequence[ModelConfig] | None,
     settings: dict[str, Any],
-) -> tuple[dict[str, Any], str]:
+) -> tuple[RunManifest, str]:
     """What defines a run, and its hash. Versions are recorded but not hashed: resuming with a
-    newer clinsim is allowed, a changed scenario, persona, prompt, rubric or model is not."""
+    newer clinsim is allowed, a changed scenario, persona, prompt, rubric or model is not.
+    The hash is of the plain settings as built here, so that runs stored before the manifest
+    was typed resume."""
     scenarios = {e.scenario.id: e.scenario for e in episodes}
     personas = {e.persona.id: e.persona for e in episodes}
     judges = judge if isinstance(judge, Sequence) else ([judge] if judge is not None else [])
@@ -139,7 +135,8 @@ def manifest(
     }
     data = {"config": config, "hashes": hashes}
     versions = {"clinsim": __version__, "models": model_versions(clinicians, patient, judges)}
-    return {**data, "versions": versions, "episodes": len(episodes)}, _sha(data)
+    typed = RunManifest.model_validate({**data, "versions": versions, "episodes": len(episodes)})
+    return typed, _sha(data)
 
 
 def model_versions(
@@ -165,27 +162,32 @@ def model_versions(
 # ---------------------------------------------------------------------- failures
 
 
-def attribute(result: EpisodeResult, judged: bool) -> tuple[FailureRole, str, str] | None:
+def attribute(result: EpisodeResult, judged: bool) -> Failure | None:
     """Why an episode failed, and whose fault it was; None when it can be scored.
 
     A model that breaks the conversation (empty or unusable replies past the error budget) is
-    that role's failure; a server that fails, times out or refuses is infrastructure. A judge
-    that could not score anything is the judge's failure when its replies were unusable, and
-    infrastructure when its calls failed.
+    that role's failure; a server that fails, times out or refuses is infrastructure
+    (``simulator.llm.is_infrastructure``, next to the retry rules). A judge that could not
+    score anything is the judge's failure when its replies were unusable, and infrastructure
+    when its calls failed.
     """
     t = result.transcript
     if t.termination == Termination.ERROR_BUDGET and t.errors:
         last = t.errors[-1]
-        role: FailureRole = "infrastructure" if last.kind in INFRASTRUCTURE_KINDS else last.role
-        return role, last.kind, f"{last.role}: {last.message}"
+        role = "infrastructure" if is_infrastructure(last.kind) else last.role
+        return Failure(role=role, kind=last.kind, message=f"{last.role}: {last.message}")
     if judged and result.score is None:
-        failed_calls = [
-            v for v in result.verdicts if v.explanation.startswith("grader call failed")
-        ]
+        failed_calls = [v for v in result.verdicts if v.unscored_reason == "call_failed"]
         if failed_calls:
-            return "infrastructure", "judge_call", failed_calls[0].explanation
+            return Failure(
+                role="infrastructure", kind="judge_call", message=failed_calls[0].explanation
+            )
         if result.unscored:
-            return "judge", "unusable_reply", "no usable grader verdict on a positive criterion"
+            return Failure(
+                role="judge",
+                kind="unusable_reply",
+                message="no usable grader verdict on a positive criterion",
+            )
     return None
 
 
@@ -221,15 +223,6 @@ class Progress:
 
 
 @dataclass
-class Roles:
-    """The run's backends: one per clinician model, one patient, a judge (or none)."""
-
-    clinicians: list[tuple[ChatBackend, ModelConfig]]
-    patient: tuple[ChatBackend, ModelConfig]
-    judge: Judge | None
-
-
-@dataclass
 class BatchSettings:
     concurrency: int = 8
     # Episodes started per second while the batch fills up to `concurrency` (None: all at
@@ -237,11 +230,7 @@ class BatchSettings:
     # arriving and being handled all at once (bench/RESULTS.md); it also spares a rate-limited
     # API a burst. At the default, 256 episodes are in flight after half a second.
     start_rate: float | None = 500.0
-    max_turns: int | None = None
-    min_turns: int = 1
-    timeout_s: float | None = None
-    error_budget: int = 3
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    limits: EpisodeLimits = field(default_factory=EpisodeLimits)
 
 
 @contextmanager
@@ -261,7 +250,7 @@ def _fewer_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-def rubric_meta(scenario: Scenario) -> list[dict[str, Any]]:
+def rubric_meta(scenario: Scenario) -> list[RubricItem]:
     return [
         {"id": c.id, "axis": str(c.axis), "points": c.points, "critical": c.critical}
         for c in scenario.rubric
@@ -273,7 +262,7 @@ def _row(
     ep: PlannedEpisode,
     *,
     result: EpisodeResult | None,
-    failure: tuple[FailureRole, str, str] | None,
+    failure: Failure | None,
     duration_s: float,
 ) -> EpisodeRow:
     usage: dict[str, dict[str, Any]] = {}
@@ -300,9 +289,9 @@ def _row(
         family=ep.scenario.family.value,
         language=ep.scenario.language,
         status="done" if failure is None else "failed",
-        failure_role=None if failure is None else failure[0],
-        failure_kind=None if failure is None else failure[1],
-        failure_message=None if failure is None else failure[2][:2000],
+        failure_role=None if failure is None else failure.role,
+        failure_kind=None if failure is None else failure.kind,
+        failure_message=None if failure is None else failure.message[:2000],
         score=result.score if scored and result is not None else None,
         critical_pass=result.critical_pass if scored and result is not None else None,
         unscored=result.unscored if result is not None else 0,
@@ -350,36 +339,32 @@ async def run_batch(
             progress.in_flight += 1
             notify()
             start = time.monotonic()
-            clinician, clinician_cfg = roles.clinicians[ep.clinician_index]
-            patient, patient_cfg = roles.patient
             result: EpisodeResult | None = None
-            failure: tuple[FailureRole, str, str] | None
+            failure: Failure | None
             episode_id = hashlib.sha256(f"{run}|{ep.key}".encode()).hexdigest()[:12]
             try:
-                ctx = EpisodeContext(
-                    scenario=ep.scenario,
-                    persona=ep.persona,
-                    clinician=clinician,
-                    patient=patient,
-                    clinician_cfg=clinician_cfg,
-                    patient_cfg=patient_cfg,
-                    judge=roles.judge,
-                    seed=ep.seed,
-                    max_turns=settings.max_turns,
-                    min_turns=settings.min_turns,
-                    timeout_s=settings.timeout_s,
-                    error_budget=settings.error_budget,
-                    retry=settings.retry,
-                )
-                if getattr(clinician, "is_human", False) or getattr(patient, "is_human", False):
-                    failure = ("infrastructure", "config", "a batch cannot wait for a person")
+                if roles.has_person:
+                    failure = Failure(
+                        role="infrastructure",
+                        kind="config",
+                        message="a batch cannot wait for a person",
+                    )
                 else:
+                    ctx = roles.context(
+                        ep.scenario,
+                        ep.persona,
+                        seed=ep.seed,
+                        limits=settings.limits,
+                        clinician=ep.clinician_index,
+                    )
                     outcome = await runner.start(ctx, episode_id=episode_id)
                     assert isinstance(outcome, EpisodeResult)  # no person, so it never waits
                     result = outcome
                     failure = attribute(result, judged=roles.judge is not None)
             except Exception as e:  # one episode's bug never takes down the batch
-                failure = ("infrastructure", "internal", f"{type(e).__name__}: {e}")
+                failure = Failure(
+                    role="infrastructure", kind="internal", message=f"{type(e).__name__}: {e}"
+                )
             finally:
                 runner.forget(episode_id)
             row = _row(run, ep, result=result, failure=failure, duration_s=time.monotonic() - start)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -13,13 +14,59 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from scenarios.yamlio import MAX_FILE_BYTES, DataFileError, parse_yaml, read_text, validation_error
-from simulator.llm import ModelConfig
+from simulator.defaults import (
+    DEFAULT_ERROR_BUDGET,
+    DEFAULT_JUDGE_MODE,
+    DEFAULT_MIN_TURNS,
+    DEFAULT_SEED,
+    ROLE_DEFAULTS,
+)
+from simulator.llm import ModelConfig, RetryPolicy
 
-ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "clinician": {"spec": "local:smollm2", "temperature": 0.7, "max_tokens": 320},
-    "patient": {"spec": "local:smollm2", "temperature": 0.7, "max_tokens": 160},
-    "judge": {"spec": "local:smollm2", "temperature": 0.0, "max_tokens": 256},
-}
+
+@dataclass(frozen=True)
+class EpisodeLimits:
+    """How long an episode may go on and how much failure it absorbs: the same for one
+    episode (``clinsim run``, the TUI) and for every episode of a batch."""
+
+    max_turns: int | None = None  # most clinician turns; None: the scenario's own limit
+    min_turns: int = DEFAULT_MIN_TURNS  # end markers before this many clinician turns are ignored
+    timeout_s: float | None = None  # whole-episode time limit
+    error_budget: int = DEFAULT_ERROR_BUDGET
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def resolve_limits(
+    file: RunConfig | None,
+    *,
+    max_turns: int | None = None,
+    min_turns: int | None = None,
+    timeout_s: float | None = None,
+    error_budget: int | None = None,
+    retry: RetryPolicy | None = None,
+) -> EpisodeLimits:
+    """Flags over the config file over the defaults (a flag of None or 0 is not given)."""
+    file = file or RunConfig()
+    budget = error_budget if error_budget is not None else file.error_budget
+    return EpisodeLimits(
+        max_turns=max_turns or file.max_turns,
+        min_turns=min_turns or file.min_turns or DEFAULT_MIN_TURNS,
+        timeout_s=timeout_s or file.timeout_s,
+        error_budget=DEFAULT_ERROR_BUDGET if budget is None else budget,
+        retry=retry or RetryPolicy(),
+    )
+
+
+def resolve_seed(flag: int | None, file: RunConfig | None) -> int:
+    """The episode (or run) seed: the flag, else the config file's, else the default."""
+    if flag is not None:
+        return flag
+    return file.seed if file is not None and file.seed is not None else DEFAULT_SEED
+
+
+def resolve_judge_mode(flag: str | None, file: RunConfig | None) -> str:
+    """The judge mode: the flag, else the config file's, else the default."""
+    return flag or (file.judge_mode if file is not None else None) or DEFAULT_JUDGE_MODE
 
 
 class RunConfig(BaseModel):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from simulator.graph import EpisodeContext, build_graph, initial_state
+from simulator.graph import build_graph
 from simulator.record import transcript_from_state
 from simulator.schemas import (
     EpisodeResult,
@@ -26,10 +25,10 @@ from simulator.schemas import (
     Termination,
     Turn,
 )
+from simulator.state import EpisodeContext, EpisodeObserver, initial_state
 from simulator.version import __version__
 
 RECURSION_LIMIT = 10_000
-TurnCallback = Callable[[Turn], None]
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,6 @@ class EpisodeRunner:
         graph_input: Any,
         ctx: EpisodeContext,
         episode_id: str,
-        on_turn: TurnCallback | None,
     ) -> EpisodeResult | PendingInput:
         config = self._config(episode_id)
         meta = self._meta.setdefault(
@@ -83,18 +81,20 @@ class EpisodeRunner:
         )
         seen = meta.setdefault("seen", 0)
         last: dict[str, Any] = {}
+        # Turns are validated for the observer only when it watches them (a batch does not).
+        watching = type(ctx.observer).on_turn is not EpisodeObserver.on_turn
         async for update in self.graph.astream(
             graph_input, config, context=ctx, stream_mode="values"
         ):
             last = update
             turns = update.get("turns") or []
-            if on_turn is not None:
+            if watching:
                 for t in turns[seen:]:
-                    on_turn(Turn.model_validate(t))
+                    ctx.observer.on_turn(Turn.model_validate(t))
             seen = max(seen, len(turns))
         meta["seen"] = seen
         if self.checkpointer is None:
-            return self._result(last, ctx, episode_id)
+            return self._finish(last, ctx, episode_id)
         snapshot = await self.graph.aget_state(config)
         if snapshot.interrupts:
             request = snapshot.interrupts[0].value
@@ -104,7 +104,12 @@ class EpisodeRunner:
                 turn_index=request["turn_index"],
                 turns=[Turn.model_validate(t) for t in snapshot.values.get("turns") or []],
             )
-        return self._result(snapshot.values, ctx, episode_id)
+        return self._finish(snapshot.values, ctx, episode_id)
+
+    def _finish(self, state: dict[str, Any], ctx: EpisodeContext, episode_id: str) -> EpisodeResult:
+        result = self._result(state, ctx, episode_id)
+        ctx.observer.on_end(result)
+        return result
 
     def _result(self, state: dict[str, Any], ctx: EpisodeContext, episode_id: str) -> EpisodeResult:
         meta = self._meta.get(episode_id, {})
@@ -126,27 +131,23 @@ class EpisodeRunner:
         ctx: EpisodeContext,
         *,
         episode_id: str | None = None,
-        on_turn: TurnCallback | None = None,
     ) -> EpisodeResult | PendingInput:
-        """Run a new episode until it ends (or waits for a person)."""
+        """Run a new episode until it ends (or waits for a person); ``ctx.observer`` sees each
+        turn, the judging and the end."""
         episode_id = episode_id or uuid.uuid4().hex[:12]
-        return await self._drive(initial_state(ctx), ctx, episode_id, on_turn)
+        return await self._drive(initial_state(ctx), ctx, episode_id)
 
     async def answer(
         self,
         ctx: EpisodeContext,
         episode_id: str,
         text: str | None,
-        *,
-        on_turn: TurnCallback | None = None,
     ) -> EpisodeResult | PendingInput:
         """Give a person's turn (None stops the episode) and run on."""
         value: Any = {"stop": True} if text is None else text
-        return await self._drive(Command(resume=value), ctx, episode_id, on_turn)
+        return await self._drive(Command(resume=value), ctx, episode_id)
 
-    async def resume(
-        self, ctx: EpisodeContext, episode_id: str, *, on_turn: TurnCallback | None = None
-    ) -> EpisodeResult | PendingInput:
+    async def resume(self, ctx: EpisodeContext, episode_id: str) -> EpisodeResult | PendingInput:
         """Continue an episode from its last checkpoint (after a stop, a crash or a pause)."""
         config = self._config(episode_id)
         snapshot = await self.graph.aget_state(config)
@@ -169,7 +170,7 @@ class EpisodeRunner:
                 "seen": len(snapshot.values.get("turns") or []),
             },
         )
-        return await self._drive(None, ctx, episode_id, on_turn)
+        return await self._drive(None, ctx, episode_id)
 
     async def fork(
         self,
@@ -178,7 +179,6 @@ class EpisodeRunner:
         at_turn: int,
         *,
         episode_id: str | None = None,
-        on_turn: TurnCallback | None = None,
     ) -> EpisodeResult | PendingInput:
         """Keep the first ``at_turn`` turns of ``source`` and continue with ``ctx`` (e.g. another
         clinician). ``source`` is an episode id in this runner's checkpointer, or a saved result."""
@@ -194,29 +194,15 @@ class EpisodeRunner:
         if not 1 <= at_turn <= len(turns):
             raise ValueError(f"at_turn must be between 1 and {len(turns)}, got {at_turn}")
         kept = turns[:at_turn]
-        disclosed: list[str] = []
-        for t in kept:
-            disclosed += [f for f in t.get("disclosed", []) if f not in disclosed]
-        last = kept[-1]["role"]
         episode_id = episode_id or uuid.uuid4().hex[:12]
         config = self._config(episode_id)
-        state = {
-            "turns": kept,
-            "disclosed": disclosed,
-            "errors": [],
-            "termination": None,
-            "next_role": "clinician" if last == "patient" else "patient",
-            "judge": ctx.judge is not None,
-            "judged": None,
-        }
-        await self.graph.aupdate_state(config, state, as_node=last)
+        await self.graph.aupdate_state(config, initial_state(ctx, kept), as_node=kept[-1]["role"])
         self._meta[episode_id] = {
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "t0": time.monotonic(),
             "forked_from": f"{source_id}@{at_turn}",
             "seen": at_turn,
         }
-        if on_turn is not None:
-            for t in kept:
-                on_turn(Turn.model_validate(t))
-        return await self._drive(None, ctx, episode_id, on_turn)
+        for t in kept:
+            ctx.observer.on_turn(Turn.model_validate(t))
+        return await self._drive(None, ctx, episode_id)

@@ -1,4 +1,4 @@
-"""Assembling the saved transcript from the graph's state."""
+"""Assembling the saved transcript from the graph's state, and reading a saved result back."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from simulator.llm import ModelConfig
 from simulator.schemas import ErrorRecord, ModelInfo, RoleUsage, Termination, Transcript, Turn
 
 if TYPE_CHECKING:
-    from simulator.graph import EpisodeContext
+    from pathlib import Path
+
+    from simulator.schemas import EpisodeResult
+    from simulator.state import EpisodeContext
 
 
 def role_seed(seed: int, role: str) -> int:
@@ -50,7 +53,10 @@ def transcript_from_state(
         persona=ctx.persona,
         turns=turns,
         termination=Termination(state.get("termination") or Termination.STOPPED_BY_USER.value),
-        models={"patient": model_info(ctx.patient_cfg), "clinician": model_info(ctx.clinician_cfg)},
+        models={
+            "patient": model_info(ctx.patient.config),
+            "clinician": model_info(ctx.clinician.config),
+        },
         seeds={
             "patient": role_seed(ctx.seed, "patient"),
             "clinician": role_seed(ctx.seed, "clinician"),
@@ -79,3 +85,38 @@ def flag_judge_directed(transcript: Transcript) -> Transcript:
             "judge_directed_turns": [t.index for t in turns if GRADER_FLAG in t.flags],
         }
     )
+
+
+# Largest result file read (bytes), checked before reading: a 100-turn transcript at the
+# longest replies is far below it.
+MAX_RESULT_BYTES = 50_000_000
+
+
+def load_result(path: Path) -> EpisodeResult:
+    """A result file as written by ``clinsim run``; DataFileError (one line naming the file,
+    and the line or field where known) for anything else."""
+    import re
+
+    from pydantic import ValidationError
+
+    from scenarios.yamlio import DataFileError, read_text
+    from simulator.schemas import EpisodeResult
+
+    expected = "expected a result JSON file written by 'clinsim run'"
+    text = read_text(path, limit=MAX_RESULT_BYTES, hint=expected)
+    if not text.strip():
+        raise DataFileError(path, f"file is empty; {expected}")
+    try:
+        return EpisodeResult.model_validate_json(text)
+    except ValidationError as e:
+        err = e.errors()[0]
+        msg = str(err["msg"])
+        if err["type"] == "json_invalid":
+            at = re.search(r"at line (\d+)", msg)
+            raise DataFileError(
+                path,
+                f"not a clinsim result: {msg}; {expected}",
+                line=int(at.group(1)) if at else None,
+            ) from None
+        where = ".".join(map(str, err["loc"])) or "(top level)"
+        raise DataFileError(path, f"not a clinsim result: {where}: {msg}; {expected}") from None

@@ -11,7 +11,10 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from judges import (
+from scenarios import Criterion
+from simulator.prices import PriceTable
+from simulator.schemas import Verdict
+from simulator.scoring import (
     Estimate,
     aggregate,
     axis_scores,
@@ -20,9 +23,6 @@ from judges import (
     paired_difference,
     pass_hat_k,
 )
-from scenarios import Criterion
-from simulator.prices import PriceTable
-from simulator.schemas import Verdict
 from simulator.store import EpisodeRow, RunInfo
 
 SEED = 0  # bootstrap seed: reports are reproducible

@@ -7,15 +7,18 @@ judges and the TUI read them, the run store keeps them.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from personas import Persona
 
-RESULT_SCHEMA_VERSION: Literal[1] = 1
+# 2: verdicts say why they are unscored (``unscored_reason``); version 1 files still load.
+RESULT_SCHEMA_VERSION: Literal[2] = 2
 Role = Literal["patient", "clinician"]
 JudgeRole = Literal["patient", "clinician", "judge"]
+FailureRole = Literal["infrastructure", "patient", "clinician", "judge"]
+UnscoredReason = Literal["call_failed", "unparseable", "missing", "tie"]
 
 
 class Termination(StrEnum):
@@ -97,7 +100,7 @@ class ModelInfo(BaseModel):
 class Transcript(BaseModel):
     """The conversation and how it came to be."""
 
-    schema_version: Literal[1] = RESULT_SCHEMA_VERSION
+    schema_version: Literal[1, 2] = RESULT_SCHEMA_VERSION
     episode_id: str
     scenario_id: str
     scenario_hash: str = Field(description="sha256 of the scenario as loaded.")
@@ -136,6 +139,44 @@ class Verdict(BaseModel):
     votes: dict[str, Literal["met", "not_met", "unscored"]] | None = Field(
         default=None, description="Ensembles: each member judge's verdict, by member label."
     )
+    unscored_reason: UnscoredReason | None = Field(
+        default=None,
+        description=(
+            "Why an unscored verdict is unscored: the grader call failed (the infrastructure's "
+            "fault), its reply never parsed, the criterion was missing from its replies, or "
+            "an ensemble's votes tied (or none was usable)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _reason_of_old_files(self) -> Verdict:
+        """Version 1 results had no ``unscored_reason``: it is read off the explanation,
+        whose wording version 1 wrote."""
+        if self.status == "unscored" and self.unscored_reason is None:
+            why = self.explanation
+            if why.startswith("grader call failed"):
+                self.unscored_reason = "call_failed"
+            elif why.startswith("grader reply unusable"):
+                self.unscored_reason = "unparseable"
+            elif why.startswith("criterion missing"):
+                self.unscored_reason = "missing"
+            elif why.startswith(("ensemble tie", "no member judge")):
+                self.unscored_reason = "tie"
+        return self
+
+
+class Failure(BaseModel):
+    """Why an episode of a run failed, and whose fault it was: a role's (its model broke the
+    conversation) or the infrastructure's (a server, a call, a bug of ours), which a run
+    retries on resume and never scores."""
+
+    role: FailureRole
+    kind: str
+    message: str
+
+    @property
+    def infrastructure(self) -> bool:
+        return self.role == "infrastructure"
 
 
 class JudgeInfo(BaseModel):
@@ -172,7 +213,7 @@ class JudgeOutput(BaseModel):
 class EpisodeResult(BaseModel):
     """One episode: its transcript and, once judged, its verdicts and score."""
 
-    schema_version: Literal[1] = RESULT_SCHEMA_VERSION
+    schema_version: Literal[1, 2] = RESULT_SCHEMA_VERSION
     clinsim_version: str
     transcript: Transcript
     verdicts: list[Verdict] = Field(default_factory=list)
@@ -195,3 +236,48 @@ class EpisodeResult(BaseModel):
                 "disputed": out.disputed,
             }
         )
+
+
+class RunSettings(BaseModel):
+    """A run manifest's ``config``: everything that defines what a run runs. Hashed: a run
+    resumes only with the same settings."""
+
+    model_config = ConfigDict(extra="allow")
+
+    clinicians: list[dict[str, Any]] = Field(
+        default_factory=list, description="Each clinician model's public settings (no keys)."
+    )
+    patient: dict[str, Any] = Field(default_factory=dict)
+    judges: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The judge models (several: an ensemble; none: no judge).",
+    )
+    judge_mode: Literal["per-criterion", "batched"] | None = None
+    repeats: int | None = None
+    seed: int | None = None
+    max_turns: int | None = None
+    min_turns: int | None = None
+    timeout_s: float | None = None
+    error_budget: int | None = None
+    scenarios: list[str] = Field(default_factory=list)
+    personas: list[str] = Field(default_factory=list)
+
+
+class RunManifest(BaseModel):
+    """What defines a run and what it ran with, stored with the run (after Inspect AI's
+    ``EvalSpec``). ``config`` and ``hashes`` (of every scenario, rubric, persona and prompt
+    template) are hashed into the run's config hash; ``versions`` are recorded, not hashed:
+    resuming with a newer clinsim is allowed, a changed scenario, persona, prompt, rubric or
+    model is not. Version 1; manifests stored before the field existed read as version 1."""
+
+    model_config = ConfigDict(extra="allow")
+
+    manifest_version: Literal[1] = 1
+    config: RunSettings = Field(default_factory=RunSettings)
+    hashes: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="scenarios, rubrics, personas, prompts: name -> sha256"
+    )
+    versions: dict[str, Any] = Field(
+        default_factory=dict, description="clinsim's version and each model's (not hashed)."
+    )
+    episodes: int = Field(default=0, description="Episodes planned.")

@@ -18,11 +18,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, cast
 
 from simulator.config import data_home
+from simulator.schemas import FailureRole, RunManifest
 
-FailureRole = Literal["infrastructure", "patient", "clinician", "judge"]
+__all__ = [
+    "EpisodeRow",
+    "FailureRole",
+    "Review",
+    "RubricItem",
+    "RunConfigChanged",
+    "RunInfo",
+    "RunStore",
+    "StoreError",
+]
 STORE_SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -85,6 +95,16 @@ class RunConfigChanged(StoreError):
     """The same run name with another configuration."""
 
 
+class RubricItem(TypedDict):
+    """One criterion of a stored episode's rubric, as reports need it (its text stays in the
+    scenario and the result)."""
+
+    id: str
+    axis: str
+    points: int
+    critical: bool
+
+
 @dataclass
 class EpisodeRow:
     """One stored episode (what reports, replay and the TUI read)."""
@@ -107,9 +127,7 @@ class EpisodeRow:
     score: float | None = None
     critical_pass: bool | None = None
     unscored: int = 0
-    rubric: list[dict[str, Any]] = field(
-        default_factory=list, metadata={"doc": "id, axis, points, critical of each criterion"}
-    )
+    rubric: list[RubricItem] = field(default_factory=list)
     judge_directed_turns: list[int] = field(default_factory=list)
     usage: dict[str, dict[str, Any]] = field(default_factory=dict)
     result: str | None = None
@@ -133,13 +151,32 @@ _COLUMNS = [
 ]  # fmt: skip
 
 
+class Review(TypedDict):
+    """A reviewer's verdict on one criterion of one stored episode (saved from the TUI)."""
+
+    run: str
+    key: str
+    criterion_id: str
+    reviewer: str
+    judge_status: str  # what the judge said: met, not_met or unscored
+    human_status: Literal["met", "not_met"]
+    note: str
+    reviewed_at: str
+    criterion: str  # the criterion's text, so that labels stand on their own
+
+
 @dataclass
 class RunInfo:
     name: str
     created_at: str
     config_hash: str
-    manifest: dict[str, Any]
+    manifest: dict[str, Any]  # as stored
     planned: int
+
+    @property
+    def spec(self) -> RunManifest:
+        """The manifest, typed (one stored before manifests had a version reads as 1)."""
+        return RunManifest.model_validate(self.manifest)
 
 
 def default_store_path() -> Path:
@@ -213,10 +250,18 @@ class RunStore:
         return [info for n in names if (info := self.run(n)) is not None]
 
     def open_run(
-        self, name: str, manifest: dict[str, Any], config_hash: str, planned: int, *, replace: bool
+        self,
+        name: str,
+        manifest: RunManifest | dict[str, Any],
+        config_hash: str,
+        planned: int,
+        *,
+        replace: bool,
     ) -> bool:
         """Create the run, or check that an existing one has the same config. True if it
         existed (a resume). With ``replace`` an existing run and its episodes are discarded."""
+        if isinstance(manifest, RunManifest):
+            manifest = manifest.model_dump(mode="json")
         existing = self.run(name)
         if existing is not None and replace:
             with self._tx() as db:
@@ -338,9 +383,9 @@ class RunStore:
                 (run, key, criterion_id, reviewer),
             )
 
-    def reviews(self, run: str) -> list[dict[str, Any]]:
+    def reviews(self, run: str) -> list[Review]:
         return [
-            dict(r)
+            cast(Review, dict(r))
             for r in self.db.execute(
                 "SELECT * FROM reviews WHERE run = ? ORDER BY key, criterion_id, reviewer", (run,)
             )

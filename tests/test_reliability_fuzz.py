@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from judges import RubricJudge, load_labels
 from personas import load_persona
 from scenarios import Criterion, DataFileError
-from simulator.cli_judging import load_result
 from simulator.config import ConfigFileError, load_run_config
 from simulator.llm import ModelConfig, make_backend
 from simulator.prices import PriceFileError, load_prices
+from simulator.record import load_result
 from simulator.schemas import Turn, Verdict
 from tests.test_reliability_input import LABEL, result_data
 

@@ -20,9 +20,8 @@ import yaml
 
 from personas import sample_persona
 from scenarios import builtin_dir
-from scenarios.importers._common import MAX_JSONL_BYTES
-from scenarios.yamlio import MAX_FILE_BYTES
-from simulator.cli_judging import MAX_RESULT_BYTES
+from scenarios.yamlio import MAX_FILE_BYTES, MAX_JSONL_BYTES
+from simulator.record import MAX_RESULT_BYTES
 from simulator.schemas import EpisodeResult
 from tests.simulator.test_cli import clinsim, one_line_error
 

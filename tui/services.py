@@ -12,6 +12,7 @@ from pathlib import Path
 
 from personas import PersonaLibrary
 from scenarios import ScenarioLibrary
+from simulator.defaults import DEFAULT_JUDGE_MODE, DEFAULT_SPEC
 from simulator.judging import Judge
 from simulator.llm import ChatBackend, ModelConfig
 
@@ -33,12 +34,12 @@ class Services:
     make_judge: JudgeFactory | None = None
     specs: dict[str, str] = field(
         default_factory=lambda: {
-            "clinician": "local:smollm2",
-            "patient": "local:smollm2",
-            "judge": "local:smollm2",
+            "clinician": DEFAULT_SPEC,
+            "patient": DEFAULT_SPEC,
+            "judge": DEFAULT_SPEC,
         }
     )
-    judge_mode: str = "per-criterion"
+    judge_mode: str = DEFAULT_JUDGE_MODE
     episodes_dir: Path | None = None
     reviewer: str = field(default_factory=default_reviewer)
     batch_command: list[str] = field(

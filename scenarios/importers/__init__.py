@@ -21,12 +21,12 @@ import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from scenarios._schema import Scenario
+from scenarios._schema import Scenario, slug
 from scenarios.importers._agentclinic import import_agentclinic
-from scenarios.importers._common import ImportReport, Row, read_jsonl, slug
 from scenarios.importers._healthbench import import_healthbench
 from scenarios.importers._mediq import import_mediq
-from scenarios.yamlio import dump_yaml
+from scenarios.importers._report import ImportReport
+from scenarios.yamlio import Row, dump_yaml, read_jsonl
 
 FILE_MODE = 0o600  # scenario files can hold health data
 DIR_MODE = 0o700

@@ -21,17 +21,11 @@ from scenarios._schema import (
     Scenario,
     TaskFamily,
 )
-from scenarios.importers._common import (
-    MAX_FACTS,
-    PRE_CONSULTATION_MAX_TURNS,
-    PRE_CONSULTATION_PROMPT,
-    FactDraft,
-    FactKind,
-    ImportReport,
-    Row,
-    build_facts,
-    demographics,
-    derived_rubric,
+from scenarios.importers._deployment import PRE_CONSULTATION_MAX_TURNS, PRE_CONSULTATION_PROMPT
+from scenarios.importers._facts import MAX_FACTS, FactDraft, FactKind, build_facts, demographics
+from scenarios.importers._report import ImportReport
+from scenarios.importers._rubric import derived_rubric
+from scenarios.importers._text import (
     flatten,
     is_young_child,
     names_diagnosis,
@@ -39,12 +33,12 @@ from scenarios.importers._common import (
     parse_age,
     parse_sex,
     pretty_key,
-    read_jsonl,
     scalar_text,
     shorten,
     split_sentences,
     with_stop,
 )
+from scenarios.yamlio import Row, read_jsonl
 
 # Patient_Actor sections in the order their facts are listed: (key, fact kind, rubric group).
 _SECTIONS: list[tuple[str, FactKind, str]] = [

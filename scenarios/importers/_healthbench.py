@@ -23,20 +23,13 @@ from scenarios._schema import (
     Provenance,
     Scenario,
     TaskFamily,
-)
-from scenarios.importers._common import (
-    HEALTH_ASSISTANT_PROMPT,
-    FactDraft,
-    ImportReport,
-    Row,
-    build_facts,
-    detect_language,
-    read_jsonl,
-    shorten,
     slug,
-    split_sentences,
 )
-from scenarios.yamlio import DataFileError
+from scenarios.importers._deployment import HEALTH_ASSISTANT_PROMPT
+from scenarios.importers._facts import FactDraft, build_facts
+from scenarios.importers._report import ImportReport
+from scenarios.importers._text import detect_language, shorten, split_sentences
+from scenarios.yamlio import DataFileError, Row, read_jsonl
 
 # HealthBench grades one answer to the prompt, so the simulated chat stops after it.
 HEALTHBENCH_MAX_TURNS = 1

@@ -24,30 +24,24 @@ from scenarios._schema import (
     Provenance,
     Scenario,
     TaskFamily,
+    slug,
 )
-from scenarios.importers._common import (
-    MAX_FACTS,
-    PRE_CONSULTATION_MAX_TURNS,
-    PRE_CONSULTATION_PROMPT,
-    FactDraft,
-    FactKind,
-    ImportReport,
-    Row,
+from scenarios.importers._deployment import PRE_CONSULTATION_MAX_TURNS, PRE_CONSULTATION_PROMPT
+from scenarios.importers._facts import MAX_FACTS, FactDraft, FactKind, build_facts, demographics
+from scenarios.importers._report import ImportReport
+from scenarios.importers._rubric import derived_rubric
+from scenarios.importers._text import (
     Sex,
-    build_facts,
-    demographics,
-    derived_rubric,
     names_diagnosis,
     one_line,
     parse_age,
     parse_sex,
-    read_jsonl,
     scalar_text,
     shorten,
-    slug,
     split_sentences,
     with_stop,
 )
+from scenarios.yamlio import Row, read_jsonl
 
 # Word stems that suggest a fact's kind; the first kind that matches wins, else "other".
 _KIND_STEMS: dict[FactKind, str] = {

@@ -25,6 +25,20 @@ FaultKind = Literal[
 RETRYABLE: frozenset[str] = frozenset(
     {"connection", "timeout", "rate_limit", "server", "malformed"}
 )
+# Faults of the machinery rather than of a model's behaviour: a run retries them on resume and
+# never scores them. Every FaultKind but "bad_response" (a reply that broke the conversation),
+# plus "internal" (a bug of ours) and "judge_call" (a grader call that failed after retries).
+INFRASTRUCTURE: frozenset[str] = frozenset(
+    {"config", "connection", "timeout", "rate_limit", "quota", "server", "auth", "bad_request",
+     "malformed", "exhausted", "internal", "judge_call"}
+)  # fmt: skip
+
+
+def is_infrastructure(kind: str) -> bool:
+    """Whether a fault of this kind is the infrastructure's, not a model's."""
+    return kind in INFRASTRUCTURE
+
+
 StructuredMode = Literal["json_schema", "json_object", "grammar", "prompt"]
 
 
@@ -76,7 +90,8 @@ class BackendConfigError(BackendError):
 
 @runtime_checkable
 class ChatBackend(Protocol):
-    """An async chat model. ``complete`` never retries; ``simulator.llm.call`` does."""
+    """An async chat model. ``complete`` never retries; ``simulator.llm.with_retries``
+    does."""
 
     spec: str
 
@@ -95,30 +110,6 @@ class ChatBackend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
-
-
-class HumanBackend:
-    """Marks a role played by a person; the episode graph asks them through interrupt()."""
-
-    spec = "human"
-    is_human = True
-
-    async def complete(
-        self,
-        messages: list[Message],
-        *,
-        temperature: float = 0.7,
-        max_tokens: int = 256,
-        seed: int | None = None,
-        response_format: JsonSchema | None = None,
-    ) -> Completion:
-        raise BackendError("config", "the 'human' role is answered by a person, not by complete()")
-
-    async def check(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
 
 
 class LoopLimit:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from simulator.llm._base import BackendConfigError, ChatBackend, HumanBackend
+from simulator.llm._base import BackendConfigError, ChatBackend
 
 SPEC_PREFIXES = ("local:", "hf:", "openai:", "scripted:")
 SPEC_HELP = "local:smollm2, hf:PATH_OR_ID, openai:MODEL, scripted:FILE or human"
@@ -79,8 +79,8 @@ def make_backend(cfg: ModelConfig, *, calls: int | None = None) -> ChatBackend:
     spec = cfg.spec
     check_spec(spec)
     kind, _, rest = spec.partition(":")
-    if spec == "human":
-        return HumanBackend()
+    if spec == "human":  # simulator.session seats a person; no backend plays one
+        raise BackendConfigError("the 'human' role is played by a person, not by a model backend")
     if kind == "local":
         from simulator.llm._local import LocalLlamaBackend
 

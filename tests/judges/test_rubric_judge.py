@@ -48,6 +48,7 @@ async def test_verdicts_unscored_and_evidence_filtering(script) -> None:
     first, second = out.verdicts[0], out.verdicts[1]
     assert first.status == "met" and first.evidence_turns == [2]  # 99 is not a turn
     assert second.status == "unscored" and second.raw == "not json\n---\nnot json\n---\nnot json"
+    assert second.unscored_reason == "unparseable" and first.unscored_reason is None
     assert out.unscored == 1
     positive_scored = sum(c.points for c in SC.rubric if c.points > 0) - SC.rubric[1].points
     assert out.score == SC.rubric[0].points / positive_scored
@@ -58,6 +59,7 @@ async def test_grader_faults_are_unscored_not_false(script) -> None:
     cfg = ModelConfig(spec=script("g", [{"error": "auth"}] * len(SC.rubric)))
     out = await RubricJudge(make_backend(cfg), cfg, concurrency=1).judge(SC, transcript())
     assert all(x.status == "unscored" for x in out.verdicts)
+    assert {x.unscored_reason for x in out.verdicts} == {"call_failed"}
     assert out.score is None and out.critical_pass is None
 
 
@@ -113,6 +115,7 @@ async def test_batched_asks_again_only_for_missing_criteria_then_gives_up(script
     assert out.verdicts[n - 2].status == "not_met"
     last = out.verdicts[n - 1]
     assert last.status == "unscored" and last.raw is not None and "garbage" in last.raw
+    assert last.unscored_reason == "missing"
     assert out.unscored == 1
 
 
@@ -140,6 +143,7 @@ async def test_batched_grader_fault_is_unscored_for_every_criterion(script) -> N
     out = await RubricJudge(make_backend(cfg), cfg, mode="batched").judge(SC, transcript())
     assert {v.status for v in out.verdicts} == {"unscored"}
     assert "grader call failed" in out.verdicts[0].explanation
+    assert {v.unscored_reason for v in out.verdicts} == {"call_failed"}
 
 
 def test_unknown_mode_is_refused(script) -> None:
@@ -174,6 +178,7 @@ async def test_ensemble_majority_ties_and_disagreement(script) -> None:
     assert sorted(first.votes.values()) == ["met", "met", "not_met"]
     assert first.evidence_turns == [2, 3]  # union of the majority's evidence
     assert second.status == "unscored" and "tie" in second.explanation
+    assert second.unscored_reason == "tie"
     assert all(v.status == "not_met" for v in out.verdicts[2:])
     assert out.disputed == [SC.rubric[0].id, SC.rubric[1].id]
     assert out.agreement == pytest.approx(((2 / 3) + (1 / 2) + (n - 2)) / n)

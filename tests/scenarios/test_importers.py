@@ -17,7 +17,8 @@ from scenarios.importers import (
     import_report,
     write_scenarios,
 )
-from scenarios.importers._common import MAX_FACTS, names_diagnosis
+from scenarios.importers._facts import MAX_FACTS
+from scenarios.importers._text import names_diagnosis
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 HEALTHBENCH = DATA / "healthbench" / "healthbench_dev.jsonl"

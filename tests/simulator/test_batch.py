@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from judges import aggregate, episode_score, group_aggregate
 from scenarios import ScenarioLibrary
+from simulator.scoring import aggregate, episode_score, group_aggregate
 from simulator.store import RunStore
 from tests.simulator.conftest import batched_reply, write
 from tests.simulator.test_cli import clinsim, one_line_error
@@ -238,3 +238,27 @@ def test_two_clinicians_in_one_run_and_compare_two_runs(tmp_path: Path, roles) -
         sum(min(1, max(0, one[k])) - min(1, max(0, three[k])) for k in one) / N, abs=1e-4
     )
     assert compared["overall"]["mean_diff"] != 0  # the two judges' replies differ
+
+
+def test_the_config_files_seed_and_judge_mode_apply_unless_flags_override(
+    tmp_path: Path, roles
+) -> None:
+    """Flags over the config file over the defaults, for a batch as for 'clinsim run'."""
+    store = tmp_path / "runs.sqlite"
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("seed: 7\njudge_mode: batched\n", encoding="utf-8")
+    common = [
+        "batch", "--scenario", "triage-indigestion-chest-pain", "--persona", "calm-adult",
+        "--clinician", roles["clinician"], "--patient", roles["patient"],
+        "--judge", roles["judge"], "--max-turns", "1", "--store", str(store), "-q",
+        "--config", str(cfg),
+    ]  # fmt: skip
+    assert clinsim(*common, "--run", "file").returncode == 0
+    assert clinsim(*common, "--run", "flags", "--seed", "3").returncode == 0
+    with RunStore(store) as st:
+        by_file, by_flags = st.run("file"), st.run("flags")
+        seeds = {r.seed for r in st.episodes("file")} | {r.seed for r in st.episodes("flags")}
+    assert by_file is not None and by_flags is not None
+    assert by_file.manifest["config"]["seed"] == 7 and by_flags.manifest["config"]["seed"] == 3
+    assert by_file.spec.config.judge_mode == "batched" == by_flags.spec.config.judge_mode
+    assert len(seeds) == 2  # the episode seeds derive from the run seed

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from personas import PersonaLibrary
 from scenarios import ScenarioLibrary
+from simulator.config import EpisodeLimits
 from simulator.episode import EpisodeRunner
 from simulator.grader_address import (
     _ANY,
@@ -21,9 +22,9 @@ from simulator.grader_address import (
     addresses_grader,
     grader_addressing,
 )
-from simulator.graph import EpisodeContext
 from simulator.llm import ModelConfig, make_backend
 from simulator.record import flag_judge_directed
+from simulator.session import episode_context
 
 # The test set: replies a model under test might use to game its grader, and ordinary ones.
 _SET = yaml.safe_load(
@@ -78,16 +79,13 @@ async def test_flag_reaches_the_turn_and_the_result(script) -> None:
         )
     )
     patient = ModelConfig(spec=script("p", ["Two days."]))
-    ctx = EpisodeContext(
-        scenario=scenario,
-        persona=persona,
-        clinician=make_backend(clinician),
-        patient=make_backend(patient),
-        clinician_cfg=clinician,
-        patient_cfg=patient,
-        judge=None,
+    ctx = episode_context(
+        scenario,
+        persona,
+        clinician=(make_backend(clinician), clinician),
+        patient=(make_backend(patient), patient),
         seed=0,
-        max_turns=4,
+        limits=EpisodeLimits(max_turns=4),
     )
     result = await EpisodeRunner().start(ctx)
     t = result.transcript  # type: ignore[union-attr]

@@ -11,10 +11,12 @@ import pytest
 
 from personas import PersonaLibrary
 from scenarios import ScenarioLibrary
+from simulator.config import EpisodeLimits
 from simulator.episode import EpisodeRunner, PendingInput
 from simulator.graph import EpisodeContext, route
 from simulator.llm import NO_RETRY, ModelConfig, RetryPolicy, make_backend
 from simulator.schemas import EpisodeResult, Termination
+from simulator.session import EpisodeObserver, episode_context
 from tests.conftest import grader_reply
 
 SCENARIO = "triage-indigestion-chest-pain"
@@ -29,13 +31,17 @@ def library() -> ScenarioLibrary:
 def make_ctx(library: ScenarioLibrary, clinician: str, patient: str, **kw: Any) -> EpisodeContext:
     ccfg, pcfg = ModelConfig(spec=clinician), ModelConfig(spec=patient)
     kw.setdefault("retry", NO_RETRY)
-    return EpisodeContext(
-        scenario=library.get(kw.pop("scenario", SCENARIO)),
-        persona=PersonaLibrary.load().get("calm-adult"),
-        clinician=make_backend(ccfg),
-        patient=make_backend(pcfg),
-        clinician_cfg=ccfg,
-        patient_cfg=pcfg,
+    limits = {
+        k: kw.pop(k)
+        for k in ("max_turns", "min_turns", "timeout_s", "error_budget", "retry")
+        if k in kw
+    }
+    return episode_context(
+        library.get(kw.pop("scenario", SCENARIO)),
+        PersonaLibrary.load().get("calm-adult"),
+        clinician=(None if clinician == "human" else make_backend(ccfg), ccfg),
+        patient=(None if patient == "human" else make_backend(pcfg), pcfg),
+        limits=EpisodeLimits(**limits),
         **kw,
     )
 
@@ -154,11 +160,13 @@ async def test_empty_reply_is_an_error_of_that_role(library, script: Script) -> 
 async def test_stopped_by_user(library, script: Script) -> None:
     ctx = make_ctx(library, script("c", ["q1", "q2", "q3"]), script("p", ["a1", "a2"]))
 
-    def stop_after_turn_three(turn: Any) -> None:
-        if turn.index == 3:
-            ctx.stop.set()
+    class StopAfterTurnThree(EpisodeObserver):
+        def on_turn(self, turn: Any) -> None:
+            if turn.index == 3:
+                ctx.stop.set()
 
-    out = await EpisodeRunner().start(ctx, on_turn=stop_after_turn_three)
+    ctx.observer = StopAfterTurnThree()
+    out = await EpisodeRunner().start(ctx)
     assert isinstance(out, EpisodeResult)
     assert out.transcript.termination is Termination.STOPPED_BY_USER
     assert len(out.transcript.turns) == 3
@@ -202,7 +210,7 @@ async def test_ungrounded_numbers_are_flagged(library, script: Script) -> None:
 async def test_clinician_never_sees_hidden_facts_or_rubric(library, script: Script) -> None:
     ctx = make_ctx(library, script("c", ["q1 [END]"]), script("p", ["x"]))
     await run(ctx)
-    seen = "\n".join(m["content"] for call in ctx.clinician.calls for m in call)  # type: ignore[attr-defined]
+    seen = "\n".join(m["content"] for call in ctx.clinician.backend.calls for m in call)  # type: ignore[attr-defined]
     scenario = library.get(SCENARIO)
     for fact in scenario.case.facts:
         if not fact.volunteer:
@@ -330,6 +338,42 @@ async def test_judge_node_scores_the_transcript(library, script: Script) -> None
     assert r.judge is not None and r.judge.usage.calls == len(scenario.rubric)
 
 
+async def test_the_observer_sees_each_gate_turn_the_judging_and_the_end(
+    library, script: Script
+) -> None:
+    from judges import RubricJudge
+
+    scenario = library.get(SCENARIO)
+    jcfg = ModelConfig(spec=script("j", [grader_reply(True, [2])] * len(scenario.rubric)))
+    seen: list[str] = []
+
+    class Watcher(EpisodeObserver):
+        async def before_turn(self, role: Any) -> None:
+            seen.append(f"gate:{role}")
+
+        def on_turn(self, turn: Any) -> None:
+            seen.append(f"turn:{turn.index}")
+
+        def on_judging(self) -> None:
+            seen.append("judging")
+
+        def on_end(self, result: EpisodeResult) -> None:
+            seen.append(f"end:{result.transcript.termination.value}")
+
+    ctx = make_ctx(
+        library,
+        script("c", ["How long?", "Call 911 [END]"]),
+        script("p", ["Two days."]),
+        judge=RubricJudge(make_backend(jcfg), jcfg, concurrency=1),
+        observer=Watcher(),
+    )
+    await run(ctx)
+    assert seen == [
+        "turn:1", "gate:clinician", "turn:2", "gate:patient", "turn:3", "gate:clinician",
+        "turn:4", "judging", "end:clinician_ended",
+    ]  # fmt: skip
+
+
 def test_route_literal() -> None:
     assert route({"termination": "max_turns", "next_role": "patient", "judge": True}) == "judge"
     assert route({"termination": "max_turns", "judge": True, "judged": {"x": 1}}) == "__end__"
@@ -352,7 +396,7 @@ async def test_chinese_scenario_runs_on_scripted_backend(library, script: Script
     r = await run(ctx)
     assert r.transcript.termination is Termination.CLINICIAN_ENDED
     assert hidden.id in r.transcript.turns[len(scenario.opening) + 1].disclosed
-    assert "Simplified Chinese" in ctx.system("patient")
+    assert "Simplified Chinese" in ctx.systems["patient"]
 
 
 async def test_concurrent_episodes_share_one_runner(library, script: Script) -> None:

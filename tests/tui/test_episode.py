@@ -11,9 +11,11 @@ from textual.widgets import Input
 from scenarios import ScenarioLibrary
 from simulator.schemas import EpisodeResult
 from tests.simulator.conftest import batched_reply, write
-from tests.tui.conftest import SCENARIO, app_for, until
+from tests.tui.conftest import SCENARIO, MessageLog, app_for, until
+from tui.messages import EpisodeFinished, InputRequested, JudgingStarted, NextTurn, TurnAdded
 from tui.screens.browser import BrowserScreen, SetupScreen
-from tui.screens.episode import CompareScreen, EpisodeScreen
+from tui.screens.episode import EpisodeScreen
+from tui.screens.fork import CompareScreen
 from tui.widgets.facts import FactsPanel
 from tui.widgets.transcript import TranscriptView
 
@@ -39,15 +41,16 @@ async def test_live_episode_streams_turns_and_ticks_off_facts(services, tmp_path
         patient=write(tmp_path / "p.yaml", [PATIENT] * 20),
         judge=write(tmp_path / "j.yaml", [batched_reply()] * 3),
     )
-    app = app_for(svc)
-    async with app.run_test(size=(80, 24)) as pilot:
+    app, log = app_for(svc), MessageLog()
+    async with app.run_test(size=(80, 24), message_hook=log) as pilot:
         setup = await open_setup(pilot)
         setup.query_one("#max-turns", Input).value = "3"
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, EpisodeScreen))
         screen = app.screen
-        await until(pilot, lambda: screen.state.startswith("ended"), what="episode end")
+        finished = await log.wait(pilot, EpisodeFinished, what="episode end")
         assert screen.state == "ended: max_turns"
+        assert log.of(JudgingStarted) and screen.live.result is finished.result
         views = list(screen.query_one("#transcript", TranscriptView).views.values())
         assert [v.turn.role for v in views][-2:] == ["patient", "clinician"]
         assert sum(v.turn.role == "clinician" for v in views) == 3
@@ -75,27 +78,32 @@ async def test_pause_holds_the_episode_step_runs_one_turn_stop_ends_it(
         patient=write(tmp_path / "p.yaml", [{"text": "Yes.", "delay_s": 0.2}] * 40),
         judge="",
     )
-    app = app_for(svc)
-    async with app.run_test(size=(80, 24)) as pilot:
+    app, log = app_for(svc), MessageLog()
+    async with app.run_test(size=(80, 24), message_hook=log) as pilot:
         setup = await open_setup(pilot)
         setup.query_one("#judge", Input).value = ""
         setup.query_one("#max-turns", Input).value = "15"
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, EpisodeScreen))
         screen = app.screen
-        await until(pilot, lambda: len(screen.turns) >= 2, what="first turns")
+        await log.wait(pilot, TurnAdded, count=2, what="first turns")
+        mark = log.mark()
         await pilot.press("space")
         assert screen.state == "paused"
-        await pilot.pause(1.0)  # the call in flight lands; then nothing more
+        # the call in flight lands; then the episode waits at the gate, and nothing more
+        await log.wait(pilot, NextTurn, since=mark, where=lambda m: m.held, what="the hold")
         held = len(screen.turns)
         await pilot.pause(1.0)
         assert len(screen.turns) == held
+        mark = log.mark()
         await pilot.press("n")
-        await until(pilot, lambda: len(screen.turns) == held + 1, what="one step")
+        await log.wait(pilot, TurnAdded, since=mark, what="one step")
+        await log.wait(pilot, NextTurn, since=mark, where=lambda m: m.held, what="the hold")
+        assert len(screen.turns) == held + 1
         await pilot.pause(1.0)
         assert len(screen.turns) == held + 1 and screen.state == "paused"
         await pilot.press("s")
-        await until(pilot, lambda: screen.state.startswith("ended"), what="stop")
+        await log.wait(pilot, EpisodeFinished, what="stop")
         assert screen.state == "ended: stopped_by_user"
         assert len(screen.turns) <= held + 2
     [result] = saved_results(tmp_path / "episodes")
@@ -110,8 +118,8 @@ async def test_a_person_takes_part(services, tmp_path: Path, role: str) -> None:
         **{role: write(tmp_path / "unused.yaml", ["never used"])},
         judge="",
     )
-    app = app_for(svc)
-    async with app.run_test(size=(80, 24)) as pilot:
+    app, log = app_for(svc), MessageLog()
+    async with app.run_test(size=(80, 24), message_hook=log) as pilot:
         setup = await open_setup(pilot)
         setup.query_one("#play").value = role
         setup.query_one("#judge", Input).value = ""
@@ -121,16 +129,19 @@ async def test_a_person_takes_part(services, tmp_path: Path, role: str) -> None:
         reply = screen.query_one("#reply", Input)
         mine = PATIENT if role == "patient" else CLINICIAN
         for n in range(1, 3):
-            await until(pilot, lambda: screen.state == f"your turn ({role})", what="my turn")
+            asked = await log.wait(pilot, InputRequested, count=n, what="my turn")
+            assert asked.role == role and screen.state == f"your turn ({role})"
             assert reply.display and reply.has_focus
             reply.value = mine
             await pilot.press("enter")
-            await until(
-                pilot, lambda n=n: sum(t.source == "human" for t in screen.turns) == n, what="sent"
+            await log.wait(
+                pilot, TurnAdded, count=n, where=lambda m: m.turn.source == "human", what="sent"
             )
-        await until(pilot, lambda: screen.state == f"your turn ({role})")
+            assert sum(t.source == "human" for t in screen.turns) == n
+        await log.wait(pilot, InputRequested, count=3, what="my turn")
+        assert screen.state == f"your turn ({role})"
         await pilot.press("enter")  # an empty reply stops the episode
-        await until(pilot, lambda: screen.state.startswith("ended"), what="stop")
+        await log.wait(pilot, EpisodeFinished, what="stop")
         assert screen.state == "ended: stopped_by_user"
         if role == "patient":
             assert screen.query_one("#facts", FactsPanel).disclosed
@@ -150,13 +161,14 @@ async def test_fork_continues_with_another_clinician_and_shows_both(
         judge=write(tmp_path / "j.yaml", [batched_reply()]),
     )
     other = write(tmp_path / "other.yaml", ["Call an ambulance now, do not drive yourself."] * 20)
-    app = app_for(svc)
-    async with app.run_test(size=(80, 24)) as pilot:
+    app, log = app_for(svc), MessageLog()
+    async with app.run_test(size=(80, 24), message_hook=log) as pilot:
         setup = await open_setup(pilot)
         setup.query_one("#max-turns", Input).value = "3"
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, EpisodeScreen))
-        await until(pilot, lambda: app.screen.state.startswith("ended"), what="episode end")
+        await log.wait(pilot, EpisodeFinished, what="episode end")
+        assert app.screen.state.startswith("ended")
         original = app.screen.live.result
         await pilot.press("f")
         await until(pilot, lambda: app.screen.query("#fork-clinician"), what="fork dialog")
@@ -165,8 +177,9 @@ async def test_fork_continues_with_another_clinician_and_shows_both(
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, CompareScreen))
         compare = app.screen
-        await until(pilot, lambda: compare.branch is not None, what="branch end")
+        await log.wait(pilot, EpisodeFinished, count=2, what="branch end")
         branch = compare.branch
+        assert branch is not None
         status = str(compare.query_one("#status").render())
         left = [v.turn for v in compare.query_one("#left", TranscriptView).views.values()]
         right = [v.turn for v in compare.query_one("#right", TranscriptView).views.values()]

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.simulator.conftest import write
-from tests.tui.conftest import SCENARIO, app_for, store_run, until
+from tests.tui.conftest import SCENARIO, MessageLog, app_for, store_run, until
 from tests.tui.test_review import roles
-from tui.screens.browser import EpisodeSetup
+from tui.episode_setup import EpisodeSetup
+from tui.messages import EpisodeFinished
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.episode import EpisodeScreen
 from tui.screens.review import EpisodeReviewScreen
@@ -57,8 +58,10 @@ def test_live_episode(snap_compare, services, here: Path) -> None:
             scenario=svc.scenarios.get(SCENARIO), persona_id="calm-adult", judge="", seed=0,
             max_turns=2, **specs,
         )  # fmt: skip
+        log = MessageLog()
+        log.install()
         await app.push_screen(EpisodeScreen(svc, setup))
-        await until(pilot, lambda: app.screen.state.startswith("ended"))
+        await log.wait(pilot, EpisodeFinished, what="episode end")
         # notify() posts a message: wait for the "saved" toast to be shown before clearing
         # it, or it can arrive after the clear and end up in the picture.
         await until(pilot, lambda: bool(app.screen.query("Toast")), what="the 'saved' toast")

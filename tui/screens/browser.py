@@ -1,8 +1,7 @@
-"""The scenario browser (the start screen) and the episode set-up dialog."""
+"""The scenario browser (the start screen) and the episode set-up dialog (which returns an
+``EpisodeSetup``)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from rich.text import Text
 from textual import on
@@ -13,6 +12,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 
 from scenarios import Scenario
+from tui.episode_setup import EpisodeSetup
+from tui.nav import app_of
 from tui.services import Services
 
 FILTER_KEYS = {
@@ -85,19 +86,6 @@ def scenario_details(s: Scenario) -> Text:
         t.append(f"[{c.axis}{', critical' if c.critical else ''}] ", style="dim")
         t.append(c.criterion + "\n", style=style)
     return t
-
-
-@dataclass
-class EpisodeSetup:
-    """What the set-up dialog returns; a role a person plays has the spec 'human'."""
-
-    scenario: Scenario
-    persona_id: str
-    clinician: str
-    patient: str
-    judge: str
-    seed: int
-    max_turns: int | None
 
 
 class SetupScreen(ModalScreen[EpisodeSetup | None]):
@@ -252,13 +240,9 @@ class BrowserScreen(Screen[None]):
 
         def started(setup: EpisodeSetup | None) -> None:
             if setup is not None:
-                from tui.screens.episode import EpisodeScreen
-
-                self.app.push_screen(EpisodeScreen(self.services, setup))
+                app_of(self).open_episode(setup)
 
         self.app.push_screen(SetupScreen(self.services, scenario), started)
 
     def action_runs(self) -> None:
-        from tui.screens.review import RunsScreen
-
-        self.app.push_screen(RunsScreen(self.services))
+        app_of(self).open_runs()

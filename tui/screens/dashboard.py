@@ -1,6 +1,7 @@
 """The run dashboard: a batch's progress read from the run store (so it follows a batch
 started here or running elsewhere on the same store), with per-axis and per-family charts;
-and the dialog that starts a batch from the UI."""
+the dialog that asks for a batch (``BatchScreen``) and ``launch_batch``, which starts it
+(``ClinsimApp.new_batch`` chains the three)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from rich.text import Text
 from textual import on
@@ -22,13 +23,11 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, ProgressBar, Static
 
 from simulator.config import data_home, private_dir
+from simulator.defaults import DEFAULT_PERSONA
 from simulator.report import build_report
-from tui.screens.review import open_store
+from tui.nav import app_of
 from tui.services import Services
 from tui.widgets.bars import bar_chart
-
-if TYPE_CHECKING:
-    from tui.app import ClinsimApp
 
 
 @dataclass
@@ -46,12 +45,6 @@ class BatchJob:
             return None
         lines = [ln for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()]
         return lines[-1] if lines else f"the batch exited with code {code}"
-
-
-def jobs(screen: Screen[Any]) -> dict[str, BatchJob]:
-    """The batches this app started, by run name (kept on the app)."""
-    app = cast("ClinsimApp", screen.app)
-    return app.batch_jobs
 
 
 class DashboardScreen(Screen[None]):
@@ -88,10 +81,10 @@ class DashboardScreen(Screen[None]):
         self.run_worker(self._refresh(), exclusive=True, group="dashboard")
 
     async def _refresh(self) -> None:
-        job = jobs(self).get(self.run_name)
+        job = app_of(self).batch_jobs.get(self.run_name)
         info, rows = None, []
         if self.services.store_path.is_file():  # a batch just started may not have made it yet
-            store = open_store(self)
+            store = app_of(self).run_store()
             if store is None:
                 return
             info = store.run(self.run_name)
@@ -149,9 +142,7 @@ class DashboardScreen(Screen[None]):
             self.query_one("#failures", Static).update(Text(f"batch stopped: {error}", "bold red"))
 
     def action_review(self) -> None:
-        from tui.screens.review import ReviewScreen
-
-        self.app.push_screen(ReviewScreen(self.services, self.run_name))
+        app_of(self).open_review(self.run_name)
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:
@@ -184,7 +175,7 @@ class BatchScreen(ModalScreen[list[str] | None]):
         fields = [
             ("run", "Run name", name),
             ("scenarios", "Scenarios (ids or globs, space-separated)", "*"),
-            ("personas", "Personas (ids, globs or sampled:N)", "calm-adult"),
+            ("personas", "Personas (ids, globs or sampled:N)", DEFAULT_PERSONA),
             ("repeats", "Repeats", "1"),
             ("clinicians", "Clinician models (space-separated)", specs["clinician"]),
             ("patient", "Patient model", specs["patient"]),
@@ -245,14 +236,3 @@ def launch_batch(services: Services, args: list[str]) -> BatchJob:
             start_new_session=True,
         )  # fmt: skip
     return BatchJob(run, process, log)
-
-
-def start_batch_dialog(screen: Screen[Any], services: Services) -> None:
-    def chosen(args: list[str] | None) -> None:
-        if args is None:
-            return
-        job = launch_batch(services, args)
-        jobs(screen)[job.run] = job
-        screen.app.push_screen(DashboardScreen(services, job.run))
-
-    screen.app.push_screen(BatchScreen(services), chosen)

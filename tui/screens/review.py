@@ -4,7 +4,8 @@ table, which ``clinsim judge calibrate --run`` reads as human labels."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Mapping
+from typing import Any
 
 from rich.text import Text
 from textual import on
@@ -17,27 +18,11 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 from scenarios import Scenario
 from simulator.report import critical_failures
 from simulator.schemas import EpisodeResult, Verdict
-from simulator.store import EpisodeRow, RunStore
+from simulator.store import EpisodeRow
+from tui.nav import app_of
 from tui.services import Services
 from tui.widgets.transcript import TranscriptView
-
-if TYPE_CHECKING:
-    from tui.app import ClinsimApp
-
-STATUS_STYLE = {"met": "green", "not_met": "yellow", "unscored": "red"}
-HUMAN_LABEL = {"met": "met", "not_met": "not met"}
-
-
-def open_store(screen: Screen[Any]) -> RunStore | None:
-    """The app's run store (one connection for the whole session)."""
-    app = cast("ClinsimApp", screen.app)
-    return app.run_store()
-
-
-def score_text(row: EpisodeRow) -> str:
-    if row.status == "failed":
-        return f"failed ({row.failure_role})"
-    return "n/a" if row.score is None else f"{row.score:.2f}"
+from tui.widgets.verdicts import STATUS_STYLE, review_label, score_text, verdict_detail
 
 
 class RunsScreen(Screen[None]):
@@ -71,7 +56,7 @@ class RunsScreen(Screen[None]):
         table = self.query_one("#runs", DataTable)
         table.clear()
         self.names = []
-        store = open_store(self)
+        store = app_of(self).run_store()
         if store is None:
             return
         for info in store.runs():
@@ -100,14 +85,10 @@ class RunsScreen(Screen[None]):
     def action_dashboard(self) -> None:
         name = self.current()
         if name is not None:
-            from tui.screens.dashboard import DashboardScreen
-
-            self.app.push_screen(DashboardScreen(self.services, name))
+            app_of(self).open_dashboard(name)
 
     def action_batch(self) -> None:
-        from tui.screens.dashboard import start_batch_dialog
-
-        start_batch_dialog(self, self.services)
+        app_of(self).new_batch()
 
     def on_screen_resume(self) -> None:
         self.action_reload()
@@ -153,7 +134,7 @@ class ReviewScreen(Screen[None]):
         row_before = table.cursor_row
         table.clear()
         self.keys = []
-        store = open_store(self)
+        store = app_of(self).run_store()
         if store is None:
             return
         if store.run(self.run_name) is None:
@@ -196,9 +177,7 @@ class ReviewScreen(Screen[None]):
         )
 
     def action_dashboard(self) -> None:
-        from tui.screens.dashboard import DashboardScreen
-
-        self.app.push_screen(DashboardScreen(self.services, self.run_name))
+        app_of(self).open_dashboard(self.run_name)
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:
@@ -258,7 +237,7 @@ class EpisodeReviewScreen(Screen[None]):
         self.scenario: Scenario | None = None
         self.criteria: dict[str, str] = {}
         self.verdicts: list[Verdict] = []
-        self.mine: dict[str, dict[str, Any]] = {}
+        self.mine: dict[str, Mapping[str, Any]] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -280,7 +259,7 @@ class EpisodeReviewScreen(Screen[None]):
         table.focus()
 
     def load(self) -> None:
-        store = open_store(self)
+        store = app_of(self).run_store()
         if store is None:
             return
         key = self.keys[self.index]
@@ -316,12 +295,7 @@ class EpisodeReviewScreen(Screen[None]):
             self.query_one("#verdict", Static).update(f"No verdicts: {why}. {message}")
 
     def _mine(self, criterion_id: str) -> Text:
-        rv = self.mine.get(criterion_id)
-        if rv is None:
-            return Text("—", style="dim")
-        agree = rv["human_status"] == rv["judge_status"]
-        label = HUMAN_LABEL[rv["human_status"]] + ("*" if rv["note"] else "")
-        return Text(label, style="green" if agree else "bold magenta")
+        return review_label(self.mine.get(criterion_id))
 
     def refresh_status(self) -> None:
         row = self.row
@@ -349,20 +323,7 @@ class EpisodeReviewScreen(Screen[None]):
         return self.verdicts[min(max(table.cursor_row, 0), len(self.verdicts) - 1)]
 
     def show_verdict(self, v: Verdict) -> None:
-        text = Text()
-        text.append(f"{v.criterion_id} ({v.points:+d})\n", style="bold")
-        text.append(self.criteria.get(v.criterion_id, "(criterion text not in the library)"))
-        text.append("\njudge: ")
-        text.append(v.status, style=STATUS_STYLE[v.status])
-        text.append(f" · turns {','.join(map(str, v.evidence_turns)) or 'none cited'}\n")
-        if v.explanation:
-            text.append(v.explanation + "\n", style="italic")
-        if v.votes:
-            text.append("votes: " + ", ".join(f"{k} {s}" for k, s in v.votes.items()) + "\n")
-        rv = self.mine.get(v.criterion_id)
-        if rv is not None:
-            text.append(f"you: {HUMAN_LABEL[rv['human_status']]}", style="bold")
-            text.append(f" · {rv['note']}\n" if rv["note"] else "\n")
+        text = verdict_detail(v, self.criteria, self.mine.get(v.criterion_id))
         self.query_one("#verdict", Static).update(text)
         self.query_one("#transcript", TranscriptView).highlight(v.evidence_turns)
 
@@ -375,7 +336,7 @@ class EpisodeReviewScreen(Screen[None]):
     # ------------------------------------------------------------------ reviewing
 
     def _save(self, v: Verdict, human_status: str, note: str | None = None) -> None:
-        store = open_store(self)
+        store = app_of(self).run_store()
         if store is None or self.row is None:
             return
         old = self.mine.get(v.criterion_id)
@@ -420,7 +381,7 @@ class EpisodeReviewScreen(Screen[None]):
 
     def action_clear(self) -> None:
         v = self.current()
-        store = open_store(self)
+        store = app_of(self).run_store()
         if v is None or store is None or self.row is None:
             return
         store.delete_review(
@@ -454,9 +415,7 @@ class EpisodeReviewScreen(Screen[None]):
         if self.result is None or self.scenario is None:
             self.notify("this episode cannot be forked (no transcript or scenario)")
             return
-        from tui.screens.episode import open_fork
-
-        open_fork(self, self.services, self.scenario, self.result)
+        app_of(self).open_fork(self.scenario, self.result)
 
     def action_back(self) -> None:
         self.app.pop_screen()

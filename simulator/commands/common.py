@@ -1,4 +1,5 @@
-"""Pieces the command modules share: one-line errors, library loading, common options."""
+"""Pieces the command modules share: one-line errors, library loading, common options and
+opening the run store."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ if TYPE_CHECKING:
 
     from personas import PersonaLibrary
     from scenarios import ScenarioLibrary
+    from simulator.store import RunInfo, RunStore
 
 SpecOpt = Annotated[
     str | None, typer.Option(help="local:smollm2, hf:PATH, openai:MODEL, scripted:FILE or human.")
@@ -52,3 +54,23 @@ def libraries(
         )
     except DataFileError as e:
         fail(str(e))
+
+
+def open_store(path: Path | None, *, must_exist: bool = False) -> RunStore:
+    from simulator.store import RunStore, StoreError, default_store_path
+
+    target = path or default_store_path()
+    if must_exist and not target.is_file():
+        fail(f"no run store at {target}; run 'clinsim batch' first or pass --store")
+    try:
+        return RunStore(target)
+    except StoreError as e:
+        fail(str(e))
+
+
+def run_info(store: RunStore, name: str) -> RunInfo:
+    info = store.run(name)
+    if info is None:
+        known = ", ".join(r.name for r in store.runs()) or "none"
+        fail(f"no run {name!r} in {store.path} (runs: {known})")
+    return info

@@ -1,4 +1,5 @@
-"""Scoring maths shared by the CLI, reports and the TUI. Unscored verdicts are left out.
+"""Scoring maths over verdicts, shared by the judges, reports, the CLI and the TUI. Unscored
+verdicts are left out.
 
 Besides the per-episode HealthBench score this module aggregates scores over episodes: means of
 scores clipped to [0, 1] with percentile-bootstrap confidence intervals, pass^k over repeated

@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from judges import critical_pass, episode_score, unscored_count
-from judges._scoring import (
+from scenarios import Criterion
+from simulator.schemas import Verdict
+from simulator.scoring import (
     Estimate,
     Paired,
     _quantile,
@@ -22,8 +24,6 @@ from judges._scoring import (
     paired_difference,
     pass_hat_k,
 )
-from scenarios import Criterion
-from simulator.schemas import Verdict
 
 
 def v(cid: str, points: int, status: str) -> Verdict:

@@ -192,6 +192,8 @@ def parse_yaml(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
     try:
         loader = _Loader(text)  # rejects characters YAML does not allow, e.g. NUL
         node = loader.get_single_node()
+        if node is not None:
+            _check_nodes(path, node)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
         raise _yaml_error(path, text, e) from None
@@ -201,6 +203,55 @@ def parse_yaml(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
         if loader is not None:
             loader.dispose()
     return data, node
+
+
+# What a YAML file may expand to through aliases (``&a`` ... ``*a``), in characters of scalar
+# text: a file under MAX_FILE_BYTES without aliases stays under it; an alias repeated
+# thousands of times (a "billion laughs" file) does not.
+MAX_EXPANDED_CHARS = 4 * MAX_FILE_BYTES
+
+
+def _check_nodes(path: Path, root: yaml.Node) -> None:
+    """Refuse what PyYAML accepts but clinsim must not: a key given twice in one mapping (the
+    second would silently win) and aliases that expand the document past
+    ``MAX_EXPANDED_CHARS``. The walk counts a shared node each time it is used, and stops as
+    soon as the bound is passed, so it costs no more than the bound."""
+    expanded = 0
+    stack: list[yaml.Node] = [root]
+    checked: set[int] = set()  # mappings whose keys were checked (an alias repeats them)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            expanded += len(node.value) + 1
+        elif isinstance(node, yaml.SequenceNode):
+            expanded += 1
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            expanded += 1
+            if id(node) not in checked:
+                checked.add(id(node))
+                seen: dict[str, int] = {}
+                for key, _ in node.value:
+                    if not isinstance(key, yaml.ScalarNode) or key.value == "<<":
+                        continue
+                    line = key.start_mark.line + 1
+                    if key.value in seen:
+                        raise DataFileError(
+                            path,
+                            f"key {key.value!r} appears twice in one mapping (first on line "
+                            f"{seen[key.value]}); keep one",
+                            line=line,
+                        )
+                    seen[key.value] = line
+            for key, value in node.value:
+                stack.append(key)
+                stack.append(value)
+        if expanded > MAX_EXPANDED_CHARS:
+            raise DataFileError(
+                path,
+                f"expands to more than {MAX_EXPANDED_CHARS} characters through YAML aliases "
+                "(&name ... *name); write the repeated text out once or shorten it",
+            )
 
 
 def _yaml_error(path: Path, text: str, e: yaml.YAMLError) -> DataFileError:

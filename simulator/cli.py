@@ -46,7 +46,31 @@ judge_app.command("calibrate")(judging.calibrate)
 
 
 def main() -> None:
-    app()
+    """Run the command line. A usage error (an unknown option or command, a flag out of
+    range) is one line, ``error: ...``, and exit code 2, like every other bad input."""
+    import sys
+
+    try:  # typer carries its own copy of click; older releases use click itself
+        from typer._click import exceptions as cx
+    except ImportError:  # pragma: no cover
+        from click import exceptions as cx  # type: ignore[no-redef]
+
+    try:
+        code = app(standalone_mode=False)
+    except cx.NoArgsIsHelpError:  # a group or no command: its help, printed already
+        sys.exit(2)
+    except cx.UsageError as e:
+        where = e.ctx.command_path if e.ctx is not None else "clinsim"
+        message = " ".join(e.format_message().split()).rstrip(".")
+        typer.echo(f"error: {message}; see '{where} --help'", err=True)
+        sys.exit(2)
+    except cx.ClickException as e:
+        typer.echo(f"error: {' '.join(e.format_message().split())}", err=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:  # Ctrl-C at a prompt
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from simulator.defaults import (
     DEFAULT_JUDGE_MODE,
     DEFAULT_MIN_TURNS,
     DEFAULT_SEED,
+    MIN_TIMEOUT_S,
     ROLE_DEFAULTS,
 )
 from simulator.llm import ModelConfig, RetryPolicy
@@ -87,7 +88,12 @@ class RunConfig(BaseModel):
         description="End markers before this many clinician turns are ignored.",
     )
     seed: int | None = None
-    timeout_s: float | None = Field(default=None, gt=0, description="Whole-episode time limit.")
+    timeout_s: float | None = Field(
+        default=None,
+        ge=MIN_TIMEOUT_S,
+        allow_inf_nan=False,
+        description="Whole-episode time limit (s).",
+    )
     error_budget: int | None = Field(default=None, ge=0)
     judge_mode: Literal["per-criterion", "batched"] | None = None
     scenarios_dir: list[Path] = Field(default_factory=list)
@@ -191,8 +197,17 @@ def private_dir(path: Path) -> Path:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write atomically, readable by the owner only (results can hold health data)."""
+    """Write atomically, readable by the owner only (results can hold health data).
+
+    A path that exists and is not a regular file (``/dev/null``, ``/dev/stdout``, a FIFO) is
+    written to directly: renaming over it would replace the device with a file. Temporary
+    files that a killed earlier write of the same target left behind are removed first."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
     private_dir(path.parent)
+    _remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -202,3 +217,37 @@ def write_private(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove ``.NAME.tmp-PID`` files beside ``path`` whose process is gone (a ``kill -9``
+    during a write): they hold what was being written, health data included."""
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = tmp.name.rpartition("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except PermissionError:
+            pass  # another user's live process
+
+
+def check_writable(path: Path, option: str = "--out") -> str | None:
+    """Why ``path`` cannot take a file, or None: checked before the work, so that a long run
+    is not lost to a bad destination at its end."""
+    if path.is_dir():
+        return f"{option} {path} is a folder; give the path of a file in it"
+    if path.exists() and not path.is_file():
+        return None  # a device or FIFO: written to directly
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{option} {path}: {parent} is not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{option} {path}: cannot write in {parent}; choose another place"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{option} {path}: the file is not writable; choose another path"
+    return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ __all__ = [
     "FailureRole",
     "Review",
     "RubricItem",
+    "RunBusy",
     "RunConfigChanged",
     "RunInfo",
     "RunStore",
@@ -72,6 +74,12 @@ CREATE TABLE IF NOT EXISTS episodes (
     duration_s REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (run, key)
 );
+CREATE TABLE IF NOT EXISTS leases (
+    run TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS reviews (
     run TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -89,6 +97,10 @@ CREATE TABLE IF NOT EXISTS reviews (
 
 class StoreError(Exception):
     """A store that cannot be used (not a clinsim store, unreadable, locked)."""
+
+
+class RunBusy(StoreError):
+    """The run is being written by another live process."""
 
 
 class RunConfigChanged(StoreError):
@@ -187,10 +199,18 @@ def default_store_path() -> Path:
 class RunStore:
     """A clinsim run store. Use as a context manager, or call ``close()``."""
 
-    def __init__(self, path: Path | str | None = None) -> None:
+    def __init__(self, path: Path | str | None = None, *, readonly: bool = False) -> None:
+        """Open (and create, unless ``readonly``) a store. ``readonly``: for commands that
+        only read (report, replay, calibrate --run): not a byte of the file changes, a file
+        of another program or of a newer clinsim is refused, and a store in a read-only
+        folder or on read-only media can be read."""
         self.path = Path(path) if path is not None else default_store_path()
+        self.readonly = readonly
         if self.path.exists() and not self.path.is_file():
             raise StoreError(f"{self.path}: not a file; --store takes a SQLite file path")
+        if readonly:
+            self.db = self._open_readonly()
+            return
         from simulator.config import private_dir
 
         private_dir(self.path.parent)
@@ -214,6 +234,42 @@ class RunStore:
             raise StoreError(f"{self.path}: not a clinsim run store ({e})") from None
         finally:
             os.umask(old)
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        from urllib.parse import quote
+
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: no such run store")
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        try:
+            db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            # a WAL store in a read-only place: no -shm can be made; nothing can write there
+            # either, so the file is read as it is
+            try:
+                db = sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None)
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.DatabaseError as e:
+                raise StoreError(f"{self.path}: cannot read the store ({e})") from None
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: not a clinsim run store ({e})") from None
+        db.row_factory = sqlite3.Row
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"meta", "runs", "episodes", "reviews"} <= tables:
+            db.close()
+            raise StoreError(
+                f"{self.path}: not a clinsim run store (it has no clinsim tables); check --store"
+            )
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row is not None and str(row[0]).isdigit() else 0
+        if version > STORE_SCHEMA_VERSION:
+            db.close()
+            raise StoreError(
+                f"{self.path}: made by a newer clinsim (store schema {version}; this one reads "
+                f"up to {STORE_SCHEMA_VERSION}); upgrade clinsim to read it"
+            )
+        return db
 
     def __enter__(self) -> RunStore:
         return self
@@ -257,33 +313,68 @@ class RunStore:
         planned: int,
         *,
         replace: bool,
+        lease: bool = False,
     ) -> bool:
         """Create the run, or check that an existing one has the same config. True if it
-        existed (a resume). With ``replace`` an existing run and its episodes are discarded."""
+        existed (a resume). With ``replace`` an existing run and its episodes are discarded.
+
+        ``lease``: this process becomes the run's only writer until ``release``; a run that
+        another live process holds is refused (``RunBusy``), ``--replace`` included. The
+        check and the creation are one transaction, so two processes cannot both start a run.
+        A lease whose process has died (a crash, ``kill -9``) is taken over."""
         if isinstance(manifest, RunManifest):
             manifest = manifest.model_dump(mode="json")
-        existing = self.run(name)
-        if existing is not None and replace:
-            with self._tx() as db:
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._tx() as db:
+            if lease:
+                self._check_lease(name)
+            existing = self.run(name)
+            if existing is not None and replace:
                 db.execute("DELETE FROM episodes WHERE run = ?", (name,))
                 db.execute("DELETE FROM reviews WHERE run = ?", (name,))
                 db.execute("DELETE FROM runs WHERE name = ?", (name,))
-            existing = None
-        if existing is not None:
-            if existing.config_hash != config_hash:
+                existing = None
+            if existing is not None and existing.config_hash != config_hash:
                 raise RunConfigChanged(
                     f"run {name!r} in {self.path} was started with another configuration "
                     f"({_changed(existing.manifest, manifest)}); use another --run name, or "
                     "--replace to discard the stored run"
                 )
-            return True
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+            if existing is None:
+                db.execute(
+                    "INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
+                    (name, now, config_hash, json.dumps(manifest, sort_keys=True), planned),
+                )
+            if lease:
+                db.execute(
+                    "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)",
+                    (name, os.getpid(), socket.gethostname(), now),
+                )
+        return existing is not None
+
+    def _check_lease(self, name: str) -> None:
+        row = self.db.execute("SELECT * FROM leases WHERE run = ?", (name,)).fetchone()
+        if row is None:
+            return
+        pid, host, since = row["pid"], row["host"], row["started_at"]
+        if host == socket.gethostname():
+            if pid == os.getpid() or not _alive(pid):
+                return  # ours, or a process that has died: taken over
+            where = f"process {pid}"
+        else:
+            where = f"process {pid} on {host}"
+        raise RunBusy(
+            f"run {name!r} in {self.path} is being written by {where} since {since}; wait "
+            "for it to end or stop it, or use another --run name"
+        )
+
+    def release(self, name: str) -> None:
+        """End this process's lease on the run (see ``open_run``)."""
         with self._tx() as db:
             db.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
-                (name, now, config_hash, json.dumps(manifest, sort_keys=True), planned),
+                "DELETE FROM leases WHERE run = ? AND pid = ? AND host = ?",
+                (name, os.getpid(), socket.gethostname()),
             )
-        return False
 
     # ------------------------------------------------------------------ episodes
 
@@ -385,7 +476,7 @@ class RunStore:
 
     def reviews(self, run: str) -> list[Review]:
         return [
-            cast(Review, dict(r))
+            cast(Review, {"criterion": "", **dict(r)})  # stores before the text was kept
             for r in self.db.execute(
                 "SELECT * FROM reviews WHERE run = ? ORDER BY key, criterion_id, reviewer", (run,)
             )
@@ -393,6 +484,16 @@ class RunStore:
 
     def integrity(self) -> str:
         return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any], prefix: str = "", depth: int = 0) -> str:

@@ -137,6 +137,25 @@ CFG_YAML = ["--config", "{tmp}/run.yaml"]
 CFG_TOML = ["--config", "{tmp}/run.toml"]
 PRICES = ["--prices", "{tmp}/prices.yaml"]
 
+_LAUGH = b"x" * 1000
+ALIAS_BOMB = (
+    b"id: x\na: &a "
+    + _LAUGH
+    + b"\n"
+    + b"b: &b ["
+    + b", ".join([b"*a"] * 10)
+    + b"]\n"
+    + b"c: &c ["
+    + b", ".join([b"*b"] * 10)
+    + b"]\n"
+    + b"d: &d ["
+    + b", ".join([b"*c"] * 10)
+    + b"]\n"
+    + b"e: ["
+    + b", ".join([b"*d"] * 10)
+    + b"]\n"
+)  # 216 bytes of aliases over a 1000-byte string: 10 million characters once expanded
+
 CASES = [
     # --- scenario YAML (--scenarios-dir): run takes every defect; batch shares the loader
     case("scenario-malformed-run", RUN + SCEN, ["sd/x.yaml:3", "invalid YAML", "line 2"],
@@ -161,6 +180,33 @@ CASES = [
          ["sd/x.yaml", "no criterion with positive points"], "sd/x.yaml", NO_POSITIVE_POINTS),
     case("scenario-unknown-id-batch", [*BATCH, "--scenario", "nope"],
          ["no scenario matches 'nope'", "clinsim scenarios list"]),
+    case("scenario-duplicate-key-run", RUN + SCEN,
+         ["sd/x.yaml:3", "key 'title' appears twice", "first on line 2"],
+         "sd/x.yaml", b"id: x\ntitle: One\ntitle: Two\n"),
+    case("scenario-alias-bomb-run", RUN + SCEN, ["sd/x.yaml", "through YAML aliases"],
+         "sd/x.yaml", ALIAS_BOMB),
+    case("scenario-alias-bomb-batch", BATCH + SCEN, ["sd/x.yaml", "through YAML aliases"],
+         "sd/x.yaml", ALIAS_BOMB),
+    # --- --timeout and timeout_s: what makes no sense as a time limit
+    case("timeout-negative-run", [*RUN, "--timeout=-5"], ["--timeout must be", "got -5"]),
+    case("timeout-zero-batch", [*BATCH, "--timeout", "0"], ["--timeout must be", "got 0"]),
+    case("timeout-tiny-run", [*RUN, "--timeout", "1e-9"], ["--timeout must be", "at least 1"]),
+    case("timeout-nan-batch", [*BATCH, "--timeout", "nan"], ["--timeout must be", "got nan"]),
+    case("config-timeout-nan-run", RUN + CFG_YAML, ["run.yaml:1", "timeout_s", "finite"],
+         "run.yaml", b"timeout_s: .nan\n"),
+    case("config-duplicate-key-run", RUN + CFG_YAML,
+         ["run.yaml:2", "key 'seed' appears twice"], "run.yaml", b"seed: 1\nseed: 2\n"),
+    # --- destinations that cannot take the file: refused before any work
+    case("out-is-a-folder-run", [*RUN, "--out", "{tmp}"], ["--out", "is a folder"]),
+    case("out-is-a-folder-report", [*REPORT, "r", "--out", "{tmp}"], ["--out", "is a folder"]),
+    case("save-is-a-folder-calibrate", [*CALIBRATE, "{tmp}/l.jsonl", "--save", "{tmp}"],
+         ["--save", "is a folder"], "l.jsonl", b"{}\n"),
+    # --- flags out of range, unknown options and commands: one line too, not a usage box
+    case("flag-out-of-range-batch", [*BATCH, "--concurrency", "0"],
+         ["'--concurrency'", "greater than or equal to 1", "batch --help"]),
+    case("flag-out-of-range-run", [*RUN, "--max-turns", "0"], ["'--max-turns'", "run --help"]),
+    case("unknown-option-run", [*RUN, "--bogus"], ["No such option: --bogus", "run --help"]),
+    case("unknown-command", ["nonexistent"], ["No such command 'nonexistent'", "--help"]),
     # --- persona YAML (--personas-dir)
     case("persona-malformed-run", RUN + PERS, ["pd/x.yaml:2", "invalid YAML", "line 1"],
          "pd/x.yaml", b"id: [unclosed\n"),
@@ -376,3 +422,100 @@ def test_the_same_commands_with_good_input_write_their_output(tmp_path: Path) ->
     proc = clinsim(*[a.replace("{tmp}", str(tmp_path)) for a in BATCH + PRICES], env=home)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "s.sqlite").is_file()
+
+
+def test_out_to_a_device_writes_to_it_and_leaves_it_a_device(tmp_path: Path) -> None:
+    """'--out /dev/null' (as root too): written to, never replaced by a regular file."""
+    import os
+    import stat
+
+    write_scripts(tmp_path)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in RUN]
+    args[args.index("--out") + 1] = os.devnull
+    proc = clinsim(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+
+
+def test_a_write_removes_what_a_killed_earlier_write_left_behind(tmp_path: Path) -> None:
+    import os
+
+    from simulator.config import write_private
+
+    dead = 2**22 + 12345  # above the kernel's default pid_max: no such process
+    stale = tmp_path / f".r.json.tmp-{dead}"
+    stale.write_text("half of an earlier result", encoding="utf-8")
+    other = tmp_path / f".other.json.tmp-{dead}"  # another target's: not ours to remove
+    other.write_text("x", encoding="utf-8")
+    mine = tmp_path / f".r.json.tmp-{os.getppid()}"  # a live process's: left alone
+    mine.write_text("y", encoding="utf-8")
+    write_private(tmp_path / "r.json", "{}")
+    assert not stale.exists() and other.exists() and mine.exists()
+    assert (tmp_path / "r.json").read_text(encoding="utf-8") == "{}"
+
+
+def test_reading_commands_open_the_store_read_only_and_refuse_what_is_not_one(
+    tmp_path: Path, stored_run: Path
+) -> None:
+    """report, replay and calibrate --run never change a byte of the store file; a SQLite
+    file of another program, an empty file and a store of a newer clinsim are refused with
+    one line and left as they were."""
+    import hashlib
+    import shutil
+    import sqlite3
+
+    def digest(p: Path) -> str:
+        return hashlib.sha256(p.read_bytes()).hexdigest()
+
+    store = tmp_path / "copy.sqlite"
+    shutil.copyfile(stored_run, store)
+    before = digest(store)
+    for args in (
+        ["report", "r", "--format", "json"],
+        ["replay", "r"],
+        ["judge", "calibrate", "--judge", "scripted:x.yaml", "--run", "r"],  # no reviews yet
+    ):
+        clinsim(*args, "--store", str(store))
+    assert digest(store) == before
+
+    other = tmp_path / "other.db"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE notes (x TEXT)")
+    db.commit()
+    db.close()
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    newer = tmp_path / "newer.sqlite"
+    shutil.copyfile(stored_run, newer)
+    db = sqlite3.connect(newer)
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    for path, needle in (
+        (other, "not a clinsim run store"),
+        (empty, "not a clinsim run store"),
+        (newer, "made by a newer clinsim"),
+    ):
+        kept = digest(path)
+        one_line_error(clinsim("report", "r", "--store", str(path)), needle, path.name)
+        one_line_error(clinsim("replay", "r", "--store", str(path)), needle)
+        assert digest(path) == kept, path
+    db = sqlite3.connect(other)
+    assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["notes"]
+    db.close()
+
+
+def test_score_refuses_a_name_that_is_both_a_folder_and_a_stored_run(
+    tmp_path: Path, stored_run: Path
+) -> None:
+    import os
+    import subprocess
+
+    from tests.simulator.test_cli import CLINSIM
+
+    (tmp_path / "r").mkdir()  # a folder named like the stored run 'r'
+    proc = subprocess.run(
+        [*CLINSIM, "score", "r", "--judge", "scripted:x.yaml", "--store", str(stored_run)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=dict(os.environ),
+    )  # fmt: skip
+    one_line_error(proc, "r names both", "./r")

@@ -98,7 +98,12 @@ def write_scenarios(scenarios: Iterable[Scenario], out_dir: Path) -> list[Path]:
             raise ValueError(f"duplicate scenario id {sc.id!r}; nothing was written")
         seen.add(sc.id)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    # every missing folder, parents included, readable by the owner only (mkdir's `mode` is
+    # not applied to parents, and is itself masked by the umask)
+    for folder in reversed([out, *out.parents]):
+        if not folder.exists():
+            folder.mkdir(mode=DIR_MODE, exist_ok=True)
+            os.chmod(folder, DIR_MODE)
     paths: list[Path] = []
     for sc in items:
         target = out / f"{sc.id}.yaml"

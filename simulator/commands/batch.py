@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +14,7 @@ import typer
 from simulator.commands.common import (
     DirsOpt,
     StoreOpt,
+    check_timeout,
     fail,
     fail_validation,
     libraries,
@@ -124,8 +126,9 @@ def batch(
     )
     from simulator.llm import RetryPolicy
     from simulator.prices import PriceFileError, load_prices
-    from simulator.store import RunConfigChanged
+    from simulator.store import RunBusy, RunConfigChanged
 
+    check_timeout(timeout)
     try:
         file_cfg = load_run_config(config) if config else RunConfig()
         price_table = load_prices(prices)
@@ -199,8 +202,11 @@ def batch(
         so that bad input leaves no store and no empty run behind."""
         st = open_store(store)
         try:
-            return st, st.open_run(name, man, config_hash, len(episodes), replace=replace)
-        except RunConfigChanged as e:
+            resumed = st.open_run(
+                name, man, config_hash, len(episodes), replace=replace, lease=True
+            )
+            return st, resumed
+        except (RunConfigChanged, RunBusy) as e:
             st.close()
             fail(str(e))
 
@@ -222,7 +228,11 @@ def batch(
         shown = "unpriced" if None in spent else f"${sum(spent):.4f}"
         tokens = sum(c["prompt_tokens"] + c["completion_tokens"] for c in items)
         typer.echo(f"  {role}: {tokens} tokens, {shown}")
-    typer.echo(f"report: clinsim report {name}" + (f" --store {store}" if store else ""))
+    # quoted for a shell: a run name or path with spaces or quotes pastes as it is
+    typer.echo(
+        f"report: clinsim report {shlex.quote(name)}"
+        + (f" --store {shlex.quote(str(store))}" if store else "")
+    )
 
 
 def _select_scenarios(
@@ -309,11 +319,15 @@ async def _batch_async(
         store, resumed = open_run()
         try:
             if quiet:
-                return await run_batch(store, name, episodes, roles, settings), store
-            return await _with_progress(store, name, episodes, roles, settings, resumed), store
+                progress = await run_batch(store, name, episodes, roles, settings)
+            else:
+                progress = await _with_progress(store, name, episodes, roles, settings, resumed)
         except BaseException:
+            store.release(name)
             store.close()
             raise
+        store.release(name)
+        return progress, store
 
 
 async def _with_progress(

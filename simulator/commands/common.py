@@ -35,6 +35,18 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def check_timeout(seconds: float | None) -> None:
+    """``--timeout``: at least MIN_TIMEOUT_S seconds, and finite. Zero, negative, nan and
+    inf make no sense, and a limit shorter than any model call ends every episode before its
+    first turn."""
+    import math
+
+    from simulator.defaults import MIN_TIMEOUT_S
+
+    if seconds is not None and not (math.isfinite(seconds) and seconds >= MIN_TIMEOUT_S):
+        fail(f"--timeout must be a number of seconds, at least {MIN_TIMEOUT_S:g}, got {seconds:g}")
+
+
 def fail_validation(e: ValidationError) -> NoReturn:
     """A pydantic error on flags as one line: the field path and what is wrong with it."""
     err = e.errors()[0]
@@ -57,13 +69,15 @@ def libraries(
 
 
 def open_store(path: Path | None, *, must_exist: bool = False) -> RunStore:
+    """The run store; ``must_exist``: a command that only reads, which opens it read-only
+    (it never changes a byte of it)."""
     from simulator.store import RunStore, StoreError, default_store_path
 
     target = path or default_store_path()
     if must_exist and not target.is_file():
         fail(f"no run store at {target}; run 'clinsim batch' first or pass --store")
     try:
-        return RunStore(target)
+        return RunStore(target, readonly=must_exist)
     except StoreError as e:
         fail(str(e))
 

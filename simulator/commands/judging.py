@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -50,10 +51,22 @@ MaxTokensOpt = Annotated[
 # ---------------------------------------------------------------- score
 
 
+def default_store_path() -> Path:
+    from simulator.store import default_store_path as path
+
+    return path()
+
+
 def _results(paths: list[Path], store: Path | None) -> list[tuple[Path, EpisodeResult]]:
     """Results from files, folders of them, or stored runs (a name that is not a path)."""
     out: list[tuple[Path, EpisodeResult]] = []
     for p in paths:
+        if p.exists() and "/" not in str(p) and _stored_run(str(p), store):
+            target = store or default_store_path()
+            fail(
+                f"{p} names both a file or folder here and a run in {target}; write ./{p} "
+                "for the file or folder, or use another store"
+            )
         if p.is_dir():
             found = sorted(q for q in p.rglob("*.json") if q.is_file())
             if not found:
@@ -66,14 +79,28 @@ def _results(paths: list[Path], store: Path | None) -> list[tuple[Path, EpisodeR
     return out
 
 
+def _stored_run(name: str, store: Path | None) -> bool:
+    """Whether the store (if there is one) holds a run of this name."""
+    from simulator.store import RunStore, StoreError
+
+    target = store or default_store_path()
+    if not target.is_file():
+        return False
+    try:
+        with RunStore(target, readonly=True) as st:
+            return st.run(name) is not None
+    except StoreError:
+        return False
+
+
 def _run_results(name: str, store: Path | None) -> list[tuple[Path, EpisodeResult]]:
-    from simulator.store import RunStore, StoreError, default_store_path
+    from simulator.store import RunStore, StoreError
 
     target = store or default_store_path()
     if not target.is_file():
         fail(f"{name}: no such file or folder, and no run store at {target} to find a run in")
     try:
-        with RunStore(target) as st:
+        with RunStore(target, readonly=True) as st:
             if st.run(name) is None:
                 fail(f"{name}: no such file, folder, or run in {target}")
             rows = [r for r in st.episodes(name) if r.result is not None]
@@ -236,6 +263,11 @@ def calibrate(
     from scenarios import DataFileError
     from simulator.commands.views import echo_graded, print_calibration
 
+    if save is not None:
+        from simulator.config import check_writable
+
+        if why := check_writable(save, "--save"):
+            fail(why)
     if (labels is None) == (run is None):
         fail("give either --labels FILE or --run NAME (reviews saved in the TUI)")
     try:
@@ -265,9 +297,13 @@ def calibrate(
     if save is not None:
         from simulator.config import write_private
 
-        write_private(
-            save, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in report.predictions)
-        )
+        try:
+            write_private(
+                save,
+                "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in report.predictions),
+            )
+        except OSError as e:
+            fail(f"could not write --save {save}: {e.strerror or e}; choose another path")
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return
@@ -282,7 +318,7 @@ def review_labels(run: str, store_path: Path | None) -> LabelSet:
         run_info(st, run)
         reviews = st.reviews(run)
         if not reviews:
-            fail(f"run {run!r} has no reviews yet; review it with 'clinsim tui {run}'")
+            fail(f"run {run!r} has no reviews yet; review it with 'clinsim tui {shlex.quote(run)}'")
         rows = {r.key: r for r in st.episodes(run)}
         source = f"{st.path}#{run}"
     return labels_from_reviews(source, reviews, rows)

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from simulator.commands.common import DirsOpt, SpecOpt, StoreOpt, fail, fail_validation, libraries
+from simulator.commands.common import (
+    DirsOpt,
+    SpecOpt,
+    StoreOpt,
+    check_timeout,
+    fail,
+    fail_validation,
+    libraries,
+)
 from simulator.commands.wiring import check_mode, judge_factory, judge_from_configs
 from simulator.defaults import (
     DEFAULT_JUDGE_MODE,
@@ -57,6 +65,7 @@ def _run_episode(
     from simulator.config import (
         ConfigFileError,
         RunConfig,
+        check_writable,
         load_run_config,
         resolve_judge_mode,
         resolve_limits,
@@ -65,6 +74,9 @@ def _run_episode(
     )
     from simulator.llm import BackendConfigError
 
+    check_timeout(timeout_s)
+    if out is not None and (why := check_writable(out)):
+        fail(why)
     try:
         file_cfg = load_run_config(config_path) if config_path else RunConfig()
     except ConfigFileError as e:
@@ -115,8 +127,16 @@ def _run_episode(
     from simulator.commands.views import print_result
     from simulator.config import episode_path, write_private
 
-    out = out or episode_path(scenario.id, result.transcript.episode_id)
-    write_private(out, result.model_dump_json(indent=2))
+    text = result.model_dump_json(indent=2)
+    saved = episode_path(scenario.id, result.transcript.episode_id)
+    try:
+        write_private(out or saved, text)
+    except OSError as e:
+        if out is None:
+            fail(f"could not save the result to {saved}: {e.strerror or e}")
+        write_private(saved, text)  # never lose the episode just simulated
+        fail(f"could not write --out {out} ({e.strerror or e}); the result was saved to {saved}")
+    out = out or saved
     if not quiet:
         print_result(console, result, {c.id: c.criterion for c in scenario.rubric})
     typer.echo(f"saved: {out}")

@@ -39,6 +39,11 @@ def report(
 
     if fmt not in FORMATS:
         fail(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if out is not None:
+        from simulator.config import check_writable
+
+        if why := check_writable(out):
+            fail(why)
     try:
         price_table = load_prices(prices)
     except PriceFileError as e:
@@ -64,7 +69,10 @@ def report(
     if out is not None:
         from simulator.config import write_private
 
-        write_private(out, text)
+        try:
+            write_private(out, text)
+        except OSError as e:
+            fail(f"could not write --out {out}: {e.strerror or e}; choose another path")
         typer.echo(f"wrote {out}")
     elif fmt == "table":
         return

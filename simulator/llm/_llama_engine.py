@@ -270,24 +270,41 @@ class LlamaEngine:
     # ------------------------------------------------------------------ admission
 
     def _admit(self) -> None:
+        """Place what waits in the queue on free slots. Every call stays where the error path
+        (``_fail_all``) sees it, whatever raises: in the queue or on a slot, never only in a
+        local variable."""
         waiting: deque[_Call] = deque()
-        while self._queue:
-            call = self._queue.popleft()
-            free = [s for s in self._slots if s.call is None]
-            if not free:
-                waiting.append(call)
-                continue
-            if not call.prompt:
+        try:
+            while self._queue:
+                call = self._queue.popleft()
                 try:
-                    self._prepare(call)
-                except BackendError as e:
-                    self._finish_error(call, e)
-                    continue
-            if self._should_wait(call):
-                waiting.append(call)
-                continue
-            self._place(call, free)
-        self._queue = waiting
+                    placed = self._admit_one(call)
+                except BaseException:
+                    if not any(s.call is call for s in self._slots):
+                        waiting.append(call)
+                    raise
+                if not placed:
+                    waiting.append(call)
+        finally:
+            waiting.extend(self._queue)
+            self._queue = waiting
+
+    def _admit_one(self, call: _Call) -> bool:
+        """Place one call (True), or say it must wait (False); a call that cannot run at
+        all is answered with its error (True)."""
+        free = [s for s in self._slots if s.call is None]
+        if not free:
+            return False
+        if not call.prompt:
+            try:
+                self._prepare(call)
+            except BackendError as e:
+                self._finish_error(call, e)
+                return True
+        if self._should_wait(call):
+            return False
+        self._place(call, free)
+        return True
 
     def _prepare(self, call: _Call) -> None:
         """Format and tokenize the prompt, check it fits, build the sampler."""
@@ -344,6 +361,8 @@ class LlamaEngine:
         slot = max(free, key=lambda s: (_common_prefix(s.tokens, prompt), -s.last_used))
         keep = _common_prefix(slot.tokens, prompt)
         n, source = self._best_source(prompt)
+        # Take a saved source state before saving the slot's own: the save may evict it.
+        data = self._cache.get(source) if n > keep and isinstance(source, tuple) else None
         if keep < len(slot.tokens) // 2:
             self._save(slot)  # another conversation's state: keep it for its next call
         if n > keep and isinstance(source, _Slot):
@@ -352,8 +371,7 @@ class LlamaEngine:
             slot.tokens = list(source.tokens)  # cut to `keep` below
             self.stats.copies += 1
             keep = n
-        elif n > keep and isinstance(source, tuple):
-            data = self._cache.get(source)
+        elif data is not None and isinstance(source, tuple):
             lc.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
             if lc.llama_state_seq_set_data(self._ctx, data, len(data), slot.seq) == 0:
                 slot.tokens = []

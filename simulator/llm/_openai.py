@@ -85,14 +85,32 @@ def _error_text(body: str) -> str:
     return body.strip()
 
 
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """A Retry-After header in seconds: delta-seconds ("120") or an HTTP-date ("Wed, 21 Oct
+    2026 07:28:00 GMT"), never negative; None when absent or unreadable. How long is honoured
+    is capped by the retry policy (``RetryPolicy.max_delay_s``, 30 s)."""
+    import email.utils
+    import math
+    import time
+
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
 def _classify(e: HTTPStatusError, where: str) -> BackendError:
     status, text = e.status, _error_text(e.body)[:200]
-    retry_after = None
-    if e.retry_after:
-        try:
-            retry_after = float(e.retry_after)
-        except ValueError:
-            retry_after = None
+    retry_after = retry_after_seconds(e.retry_after)
     if status == 429:
         kind: FaultKind = "quota" if "insufficient_quota" in e.body else "rate_limit"
         return BackendError(kind, f"{where}: HTTP 429 {text}", retry_after=retry_after)

@@ -410,3 +410,22 @@ def test_agentclinic_missing_diagnosis(tmp_path: Path) -> None:
     path = _write(tmp_path / "ac.jsonl", [_good_row("agentclinic"), row])
     with pytest.raises(DataFileError, match=r"ac\.jsonl:2: .*Correct_Diagnosis"):
         import_file("agentclinic", path)
+
+
+def test_write_scenarios_creates_every_missing_folder_owner_only(tmp_path: Path) -> None:
+    """'import --out a/b/c': the parents too are 0700, whatever the umask (mkdir's mode is
+    not applied to parents)."""
+    import os
+
+    from scenarios import ScenarioLibrary
+    from scenarios.importers import write_scenarios
+
+    scenario = next(iter(ScenarioLibrary.load()))
+    old = os.umask(0)
+    try:
+        (path,) = write_scenarios([scenario], tmp_path / "a" / "b" / "c")
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "c"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

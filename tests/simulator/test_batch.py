@@ -262,3 +262,61 @@ def test_the_config_files_seed_and_judge_mode_apply_unless_flags_override(
     assert by_file.manifest["config"]["seed"] == 7 and by_flags.manifest["config"]["seed"] == 3
     assert by_file.spec.config.judge_mode == "batched" == by_flags.spec.config.judge_mode
     assert len(seeds) == 2  # the episode seeds derive from the run seed
+
+
+def test_the_printed_report_command_is_quoted_for_a_shell(tmp_path: Path, roles) -> None:
+    store = tmp_path / "my runs.sqlite"
+    proc = batch(store, "first run", roles, "--persona", "calm-adult")
+    assert proc.returncode == 0, proc.stderr
+    assert f"report: clinsim report 'first run' --store '{store}'" in proc.stdout
+
+
+def test_a_run_being_written_is_refused_to_a_second_process_until_its_writer_dies(
+    tmp_path: Path, roles
+) -> None:
+    """One writer per run: a second 'clinsim batch' on the same run, with --replace too, is
+    refused with one line that names the writing process; once that process is gone (here
+    killed, as a crash would), its lease is taken over."""
+    import os
+    import sqlite3
+    import subprocess
+    import time
+
+    from tests.simulator.test_cli import CLINSIM
+
+    store = tmp_path / "runs.sqlite"
+    slow = dict(roles, clinician=write(tmp_path / "slow.yaml", [{"text": "Hm.", "delay_s": 600}]))
+    args = [
+        "batch", "--scenario", "triage-indigestion-chest-pain", "--persona", "calm-adult",
+        "--clinician", slow["clinician"], "--patient", roles["patient"], "--no-judge",
+        "--max-turns", "1", "--run", "r", "--store", str(store), "-q",
+    ]  # fmt: skip
+    first = subprocess.Popen([*CLINSIM, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300  # only a guard: the lease appears in a second or two
+        holder = None
+        while holder is None:
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the first batch never took its lease"
+            if store.exists():
+                db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+                try:
+                    holder = db.execute("SELECT pid FROM leases WHERE run = 'r'").fetchone()
+                except sqlite3.OperationalError:
+                    pass  # the store is being created
+                finally:
+                    db.close()
+            time.sleep(0.1)
+        assert holder[0] == first.pid
+        one_line_error(clinsim(*args), "run 'r'", f"being written by process {first.pid}")
+        one_line_error(clinsim(*args, "--replace"), f"being written by process {first.pid}")
+    finally:
+        first.kill()
+        first.wait()
+    fast = [a if a != slow["clinician"] else roles["clinician"] for a in args]
+    proc = clinsim(*fast, "--replace")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 finished" in proc.stdout
+    with RunStore(store) as st:
+        assert st.db.execute("SELECT count(*) FROM leases").fetchone()[0] == 0
+    assert os.path.exists(store)

@@ -239,3 +239,59 @@ def test_slots_follow_the_calls_in_flight(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("CLINSIM_LOCAL_SLOTS", "many")
     with pytest.raises(BackendError, match="CLINSIM_LOCAL_SLOTS='many'"):
         _local._slots(path)
+
+
+def test_a_saved_state_evicted_by_the_slots_own_save_is_still_restored() -> None:
+    """One slot, a state cache that holds one conversation's state but not two. Conversation
+    B's state is saved when A takes the slot; B's next call then restores it while A's state
+    is saved, which evicts B's entry. Earlier, the restore looked B up after that save: a
+    KeyError that failed the call ("llama.cpp failed: KeyError") and lost the calls the
+    admission had in hand."""
+    e = engine(1)
+    try:
+        b = {"messages": chat("I have had chest pain since lunch."), "temperature": 0.0, "seed": 1}
+        a = {**CALLS[1], "temperature": 0.0}
+        first_b = submit(e, b, max_tokens=8).result(timeout=300)
+        submit(e, a, max_tokens=8).result(timeout=300)
+        size_b = e._cache.size  # B's state, saved when A took the slot
+        size_a = e._lc.llama_state_seq_get_size(e._ctx, 0)  # A's, still in the slot
+        assert size_b > 0 and size_a > 0
+        e._cache.capacity = max(size_a, size_b) + min(size_a, size_b) // 2  # one, not both
+        restores = e.stats.restores
+        reply = {"role": "assistant", "content": first_b[0]}
+        follow = {"role": "user", "content": "It spreads to my left arm."}
+        more = {**b, "messages": [*b["messages"], reply, follow]}
+        text, _, _, _ = submit(e, more, max_tokens=8).result(timeout=300)
+        assert text and e.stats.restores == restores + 1
+    finally:
+        e.close()
+
+
+def test_stress_every_call_ends_with_evictions_cancellations_and_shared_prefixes() -> None:
+    """Many concurrent calls of mixed lengths, most sharing a system prompt, on two slots and
+    a state cache too small for more than a few states (so that saves evict), some cancelled
+    at once and some mid-way: every call ends, with an answer or its cancellation, and none
+    fails with an engine error."""
+    e = engine(2, cache_mb=4)
+    try:
+        futures = []
+        for i in range(24):
+            user = ("I have had chest pain since lunch. " * (1 + i % 4)) + f"Call {i}."
+            more = ["Where exactly is the pain?", "In the middle of my chest."] if i % 3 else []
+            call = {"messages": chat(user, *more), "temperature": 0.7 if i % 2 else 0.0,
+                    "seed": i}  # fmt: skip
+            if i % 5 == 4:
+                call = {**CALLS[1], "seed": i}
+            futures.append(submit(e, call, max_tokens=4 + (i % 3) * 6))
+            if i % 7 == 3:
+                futures[-1].cancel()  # at once, before it runs
+        time.sleep(0.5)
+        futures[10].cancel()  # mid-way, or already done: either is an end
+        for f in futures:
+            if f.cancelled():
+                continue
+            _, finish, _, n = f.result(timeout=600)
+            assert finish in ("stop", "length") and n >= 1
+        assert e.stats.saves > 0  # the small cache was used, and evicted from
+    finally:
+        e.close()

@@ -9,6 +9,7 @@ the field path, the bad value and the message, and print as one line.
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +60,10 @@ def read_text(
     before reading) or is not UTF-8. ``hint`` says what to do about a file that is too big;
     ``encoding`` "utf-8-sig" drops a leading byte-order mark."""
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would be read without end
+            raise DataFileError(path, "not a regular file; give the path of a file")
+        size = info.st_size
         if size > limit:
             raise DataFileError(
                 path, f"file is {size} bytes, more than the {limit} allowed; {hint}"

@@ -165,13 +165,22 @@ def model_versions(
 def attribute(result: EpisodeResult, judged: bool) -> Failure | None:
     """Why an episode failed, and whose fault it was; None when it can be scored.
 
-    A model that breaks the conversation (empty or unusable replies past the error budget) is
-    that role's failure; a server that fails, times out or refuses is infrastructure
-    (``simulator.llm.is_infrastructure``, next to the retry rules). A judge that could not
-    score anything is the judge's failure when its replies were unusable, and infrastructure
-    when its calls failed.
+    An episode ended by its time limit is the infrastructure's (or the run configuration's):
+    failed, never scored, and run again on resume. A model that breaks the conversation (empty
+    or unusable replies past the error budget) is that role's failure; a server that fails,
+    times out or refuses is infrastructure (``simulator.llm.is_infrastructure``, next to the
+    retry rules). A judge that could not score anything is the judge's failure when its
+    replies were unusable, and infrastructure when its calls failed.
     """
     t = result.transcript
+    if t.termination == Termination.TIMEOUT:
+        spoke = sum(1 for turn in t.turns if turn.role == "clinician" and turn.source != "opening")
+        return Failure(
+            role="infrastructure",
+            kind="timeout",
+            message=f"the episode's time limit ended it after {spoke} clinician turns; a slow "
+            "server or a tight --timeout is not the model's score",
+        )
     if t.termination == Termination.ERROR_BUDGET and t.errors:
         last = t.errors[-1]
         role = "infrastructure" if is_infrastructure(last.kind) else last.role

@@ -16,6 +16,7 @@ DEFAULT_SEED = 0
 DEFAULT_MIN_TURNS = 1
 DEFAULT_ERROR_BUDGET = 3  # failed turns an episode absorbs before it ends as error_budget
 MIN_TIMEOUT_S = 1.0  # the shortest --timeout / timeout_s: shorter would end before any turn
+MAX_PLANNED_EPISODES = 100_000  # one run's plan: far above a benchmark, far below memory's end
 DEFAULT_JUDGE_MODE: Literal["per-criterion", "batched"] = "per-criterion"
 ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
     "clinician": {"spec": DEFAULT_SPEC, "temperature": 0.7, "max_tokens": 320},

@@ -128,9 +128,11 @@ async def judge_node(state: EpisodeState, runtime: Runtime[EpisodeContext]) -> d
 
 def route(state: EpisodeState) -> NodeName:
     """Where to go next: whoever speaks next, or once the conversation has ended the judge
-    (if the episode has one and it has not judged yet), else the end."""
-    if state.get("termination"):
-        return "judge" if state.get("judge") and not state.get("judged") else "__end__"
+    (if the episode has one and it has not judged yet), else the end. An episode cut off by
+    its time limit is not judged: a slow server or a tight limit is not the model's score."""
+    if ended := state.get("termination"):
+        judge = state.get("judge") and not state.get("judged") and ended != "timeout"
+        return "judge" if judge else "__end__"
     return state.get("next_role", "clinician")
 
 

@@ -207,6 +207,8 @@ CASES = [
     case("flag-out-of-range-run", [*RUN, "--max-turns", "0"], ["'--max-turns'", "run --help"]),
     case("unknown-option-run", [*RUN, "--bogus"], ["No such option: --bogus", "run --help"]),
     case("unknown-command", ["nonexistent"], ["No such command 'nonexistent'", "--help"]),
+    case("repeats-too-many-batch", [*BATCH, "--repeats", "100000000"],
+         ["plans 100000000 episodes", "more than the 100000", "lower --repeats"]),
     # --- persona YAML (--personas-dir)
     case("persona-malformed-run", RUN + PERS, ["pd/x.yaml:2", "invalid YAML", "line 1"],
          "pd/x.yaml", b"id: [unclosed\n"),
@@ -519,3 +521,25 @@ def test_score_refuses_a_name_that_is_both_a_folder_and_a_stored_run(
         capture_output=True, text=True, timeout=300, cwd=tmp_path, env=dict(os.environ),
     )  # fmt: skip
     one_line_error(proc, "r names both", "./r")
+
+
+def test_files_that_are_not_regular_files_are_refused_not_read_without_end(
+    tmp_path: Path,
+) -> None:
+    """A FIFO (or /dev/zero) given as a config, a scripted file, a label file or a scenario
+    file would be read until memory runs out: refused with one line instead."""
+    import os
+
+    write_scripts(tmp_path)
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    run = [a.replace("{tmp}", str(tmp_path)) for a in RUN]
+    for args in (
+        [*run, "--config", str(fifo)],
+        [*run, "--clinician", f"scripted:{fifo}"],
+        ["judge", "calibrate", "--judge", f"scripted:{tmp_path}/c.yaml", "--labels", str(fifo)],
+        ["scenarios", "validate", str(fifo)],
+        [*run, "--scenarios-dir", os.devnull],
+    ):
+        one_line_error(clinsim(*args), "not a regular file")
+    assert not (tmp_path / "out").exists()

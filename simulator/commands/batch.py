@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import shlex
+import signal
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,7 +23,7 @@ from simulator.commands.common import (
     open_store,
 )
 from simulator.commands.wiring import check_mode, judge_configs, judge_factory
-from simulator.defaults import DEFAULT_PERSONA
+from simulator.defaults import DEFAULT_PERSONA, MAX_PLANNED_EPISODES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -162,6 +164,13 @@ def batch(
     check_mode(judge_mode)
     if any(c.spec == "human" for c in [*clinician_cfgs, patient_cfg]):
         fail("a batch cannot have a 'human' role; use 'clinsim run' or the TUI to take part")
+    planned = len(scenarios) * len(personas) * len(clinician_cfgs) * repeats
+    if planned > MAX_PLANNED_EPISODES:
+        fail(
+            f"this batch plans {planned} episodes ({len(scenarios)} scenarios x {len(personas)} "
+            f"personas x {len(clinician_cfgs)} clinicians x {repeats} repeats), more than the "
+            f"{MAX_PLANNED_EPISODES} one run may hold; lower --repeats or split the run"
+        )
     episodes = plan(
         scenarios,
         personas,
@@ -210,10 +219,24 @@ def batch(
             st.close()
             fail(str(e))
 
-    summary, st = asyncio.run(
-        _batch_async(open_run, name, episodes, clinician_cfgs, patient_cfg, judge_cfgs,
-                     judge_mode, seed, settings, quiet=quiet)
-    )  # fmt: skip
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM ends the batch as Ctrl-C does
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        summary, st = asyncio.run(
+            _batch_async(open_run, name, episodes, clinician_cfgs, patient_cfg, judge_cfgs,
+                         judge_mode, seed, settings, quiet=quiet)
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        typer.echo(
+            "error: interrupted; the finished episodes are stored; resume with: "
+            + _resume_command(name),
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     with st:
         rows = st.episodes(name, with_results=False)
     from simulator.report import cost_by_role
@@ -233,6 +256,15 @@ def batch(
         f"report: clinsim report {shlex.quote(name)}"
         + (f" --store {shlex.quote(str(store))}" if store else "")
     )
+
+
+def _resume_command(name: str) -> str:
+    """This very command, shell-quoted, naming its run (a generated name included), without
+    --replace (which would discard what was just stored)."""
+    args = [a for a in sys.argv[1:] if a != "--replace"]
+    if "--run" not in args and not any(a.startswith("--run=") for a in args):
+        args += ["--run", name]
+    return shlex.join(["clinsim", *args])
 
 
 def _select_scenarios(

@@ -139,6 +139,12 @@ def _run_episode(
     out = out or saved
     if not quiet:
         print_result(console, result, {c.id: c.criterion for c in scenario.rubric})
+    if result.transcript.termination.value == "timeout":
+        typer.echo(
+            "note: the time limit ended the episode before the conversation did; it is not "
+            "judged (a slow server or a tight --timeout is not the model's score)",
+            err=True,
+        )
     typer.echo(f"saved: {out}")
 
 

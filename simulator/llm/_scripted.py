@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,12 @@ class ScriptedBackend:
         self.path = Path(path)
         self.spec = f"scripted:{path}"
         try:
-            if self.path.stat().st_size > MAX_SCRIPT_BYTES:
+            info = self.path.stat()
+            if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would be read without end
+                raise BackendConfigError(
+                    f"scripted file {self.path} is not a regular file; give the path of a file"
+                )
+            if info.st_size > MAX_SCRIPT_BYTES:
                 raise BackendConfigError(
                     f"scripted file {self.path} is more than the {MAX_SCRIPT_BYTES} bytes "
                     "allowed; split it or trim it"

@@ -320,3 +320,77 @@ def test_a_run_being_written_is_refused_to_a_second_process_until_its_writer_die
     with RunStore(store) as st:
         assert st.db.execute("SELECT count(*) FROM leases").fetchone()[0] == 0
     assert os.path.exists(store)
+
+
+def test_an_episode_ended_by_the_time_limit_is_failed_not_scored(tmp_path: Path, roles) -> None:
+    """A slow server must never become a low model score: the episode is the
+    infrastructure's failure, and it runs again on resume."""
+    store = tmp_path / "runs.sqlite"
+    slow = write(tmp_path / "slow.yaml", ["How long?", {"text": "Hm.", "delay_s": 30}] * 5)
+    args = (
+        "--persona", "calm-adult", "--timeout", "1", "--max-turns", "3", "--scenario",
+        "triage-indigestion-chest-pain",
+    )  # fmt: skip
+    proc = clinsim(
+        "batch", *args, "--clinician", slow, "--patient", roles["patient"],
+        "--judge", roles["judge"], "--judge-mode", "batched", "--run", "t",
+        "--store", str(store), "-q",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "0 finished, 1 failed" in proc.stdout
+    with RunStore(store) as st:
+        (row,) = st.episodes("t")
+    assert (row.status, row.failure_role, row.failure_kind) == (
+        "failed",
+        "infrastructure",
+        "timeout",
+    )
+    assert row.score is None and "1 clinician turns" in (row.failure_message or "")
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_batch_keeps_what_finished_and_prints_how_to_resume(
+    tmp_path: Path, roles, how: str
+) -> None:
+    """Ctrl-C or SIGTERM: one line that gives the command to resume, with the run name that
+    was generated; the lease is released, so that the resume is not refused."""
+    import signal
+    import sqlite3
+    import subprocess
+    import time
+
+    from tests.simulator.test_cli import CLINSIM
+
+    store = tmp_path / "my runs.sqlite"
+    slow = write(tmp_path / "slow.yaml", [{"text": "Hm.", "delay_s": 600}])
+    args = [
+        "batch", "--scenario", "triage-indigestion-chest-pain", "--persona", "calm-adult",
+        "--clinician", slow, "--patient", roles["patient"], "--no-judge", "--max-turns", "1",
+        "--store", str(store), "-q",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [*CLINSIM, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 300  # a guard only: the lease appears within seconds
+    run = None
+    while run is None:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the batch never started its run"
+        if store.exists():
+            db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+            try:
+                row = db.execute("SELECT run FROM leases").fetchone()
+                run = row[0] if row else None
+            except sqlite3.OperationalError:
+                pass
+            finally:
+                db.close()
+        time.sleep(0.1)
+    proc.send_signal(getattr(signal, how))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: interrupted"), err
+    assert f"--run {run}" in lines[0] and f"'{store}'" in lines[0]
+    with RunStore(store) as st:
+        assert st.db.execute("SELECT count(*) FROM leases").fetchone()[0] == 0

@@ -108,6 +108,20 @@ async def test_timeout(library, script: Script) -> None:
     assert roles(r) == ["patient"]
 
 
+async def test_an_episode_cut_off_by_its_time_limit_is_not_judged(library, script: Script) -> None:
+    from judges import RubricJudge
+
+    n = len(library.get(SCENARIO).rubric)
+    jcfg = ModelConfig(spec=script("j", [grader_reply(True, [2])] * n))
+    judge = RubricJudge(make_backend(jcfg), jcfg, concurrency=1)
+    slow = script("c", ["How long?", {"text": "slow", "delay_s": 5}])
+    ctx = make_ctx(library, slow, script("p", ["Two days."]), judge=judge, timeout_s=1.0)
+    r = await run(ctx)
+    assert r.transcript.termination is Termination.TIMEOUT
+    assert r.verdicts == [] and r.score is None and r.judge is None
+    assert judge.backend.calls == []  # type: ignore[attr-defined]
+
+
 async def test_error_budget_attributes_the_role(library, script: Script) -> None:
     ctx = make_ctx(
         library,

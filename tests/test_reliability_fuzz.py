@@ -307,7 +307,9 @@ def grade(tmp_path: Path, mode: str, replies: list[str], finish: str = "stop") -
     (repeated so that no call finds the script exhausted)."""
     items = [{"text": r, "finish_reason": finish} for r in replies]
     items = (items * 6)[:6]  # at most 3 attempts for each of 2 criteria
-    text = as_yaml(items)
+    # escaped, not raw: a raw NEL (U+0085) or other break character would read back as a
+    # line break, and the grader would be given another reply than the one generated
+    text = yaml.safe_dump(items, allow_unicode=False)
     assert yaml.safe_load(text) == items  # the file says exactly what the grader replies
     path = tmp_path / "grader.yaml"
     path.write_text(text, encoding="utf-8")
